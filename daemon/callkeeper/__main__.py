@@ -1,0 +1,3 @@
+from callkeeper.cli import main
+
+raise SystemExit(main())
