@@ -1,0 +1,113 @@
+"""What the pure call logic reacts to: ARI events boiled down to telephony facts, timers, the
+results of failed actions, and presence changes. Each carries the moment it happened."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallArrived:
+    channel_id: str
+    caller: str
+    caller_name: str
+    dialed: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelHungUp:
+    """A channel we follow is gone (hangup request, destroyed, or left our app)."""
+
+    channel_id: str
+    at: datetime
+    cause: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LegProgress:
+    """Dial progress of an outgoing leg: RINGING, ANSWER, BUSY, NOANSWER, CONGESTION, CHANUNAVAIL, ..."""
+
+    channel_id: str
+    status: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DtmfReceived:
+    channel_id: str
+    digit: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackDone:
+    playback_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    call_id: str
+    name: str
+    token: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ActionFailed:
+    """An ARI request of this call failed (`gone` when Asterisk answered 404: the channel is gone)."""
+
+    call_id: str
+    action: str
+    target: str
+    gone: bool
+    message: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class VoicemailFinished:
+    """app_voicemail finished in the far half of a voicemail leg (`status` is VMSTATUS)."""
+
+    channel_id: str
+    status: str
+    seconds: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointStateChanged:
+    endpoint: str
+    online: bool
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChanged:
+    user: str
+    away: bool
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LineOverrideChanged:
+    line: str
+    mode: str
+    at: datetime
+
+
+Input = (
+    CallArrived
+    | ChannelHungUp
+    | LegProgress
+    | DtmfReceived
+    | PlaybackDone
+    | TimerFired
+    | ActionFailed
+    | VoicemailFinished
+    | EndpointStateChanged
+    | PresenceChanged
+    | LineOverrideChanged
+)

@@ -1,0 +1,155 @@
+"""A call's journey as facts, and the one place where its verdict is decided.
+
+The engine appends facts as the call moves; `classify` is a pure function of them, so
+every verdict can be replayed and tested from a recorded journey alone.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+from callkeeper.records import Outcome, Reason
+
+
+class Stage(enum.StrEnum):
+    ARRIVED = "arrived"
+    AFTER_HOURS = "after_hours"
+    WELCOME = "welcome"
+    IVR = "ivr"
+    RING_GROUP = "ring_group"
+    QUEUE = "queue"
+    PERSONAL_LINE = "personal_line"
+    EXTERNAL = "external"
+    LINE = "line"
+    MISSED_CALL_HANDLING = "missed_call_handling"
+    PRESS_1 = "press_1"
+    VOICEMAIL = "voicemail"
+    DEAD_END = "dead_end"
+    TALKING = "talking"
+    ENDED = "ended"
+
+
+class RangOutWhy(enum.StrEnum):
+    NO_ANSWER = "no_answer"
+    NO_AGENTS = "no_agents"
+    MAX_WAIT = "max_wait"
+
+
+@dataclass(frozen=True, slots=True)
+class Entered:
+    stage: Stage
+    at: datetime
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DigitPressed:
+    digit: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RangOut:
+    """A ring group, queue or personal line gave up on the caller."""
+
+    stage: Stage
+    why: RangOutWhy
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    by: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallerHungUp:
+    """The caller left while the call was in `stage`; `fishing` if that stage was a fishing-mode group."""
+
+    stage: Stage
+    at: datetime
+    fishing: bool = False
+
+
+Fact = Entered | DigitPressed | RangOut | Answered | CallerHungUp
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    outcome: Outcome
+    reason: Reason
+    short: bool = False
+
+
+_RANG_OUT_REASONS = {
+    (Stage.RING_GROUP, RangOutWhy.NO_ANSWER): Reason.RING_GROUP_NO_ANSWER,
+    (Stage.RING_GROUP, RangOutWhy.NO_AGENTS): Reason.NO_AGENTS_AVAILABLE,
+    (Stage.QUEUE, RangOutWhy.MAX_WAIT): Reason.QUEUE_MAX_WAIT,
+    (Stage.QUEUE, RangOutWhy.NO_ANSWER): Reason.QUEUE_MAX_WAIT,
+    (Stage.PERSONAL_LINE, RangOutWhy.NO_ANSWER): Reason.PERSONAL_LINE_NO_ANSWER,
+    (Stage.PERSONAL_LINE, RangOutWhy.NO_AGENTS): Reason.PERSONAL_LINE_NO_ANSWER,
+    (Stage.EXTERNAL, RangOutWhy.NO_ANSWER): Reason.PERSONAL_LINE_NO_ANSWER,
+}
+
+_ENTRY_RULES = {
+    Stage.AFTER_HOURS: Verdict(Outcome.MISSED, Reason.AFTER_HOURS),
+    Stage.VOICEMAIL: Verdict(Outcome.MISSED, Reason.VOICEMAIL),
+    Stage.PRESS_1: Verdict(Outcome.MISSED, Reason.VOICEMAIL),
+    Stage.DEAD_END: Verdict(Outcome.IGNORED, Reason.DEAD_END),
+}
+
+
+def _hangup_verdict(fact: CallerHungUp, pressed_digit: bool) -> Verdict | None:
+    match fact.stage:
+        case Stage.ARRIVED | Stage.WELCOME | Stage.LINE:
+            return Verdict(Outcome.ABANDONED, Reason.WELCOME_HANGUP)
+        case Stage.IVR:
+            reason = Reason.IVR_HANGUP_AFTER_INPUT if pressed_digit else Reason.IVR_HANGUP
+            return Verdict(Outcome.ABANDONED, reason)
+        case Stage.RING_GROUP | Stage.QUEUE if fact.fishing:
+            return Verdict(Outcome.ABANDONED, Reason.FISHING_HANGUP)
+        case Stage.RING_GROUP:
+            return Verdict(Outcome.MISSED, Reason.RING_GROUP_CALLER_HANGUP)
+        case Stage.QUEUE:
+            return Verdict(Outcome.MISSED, Reason.QUEUE_CALLER_HANGUP)
+        case Stage.PERSONAL_LINE | Stage.EXTERNAL:
+            return Verdict(Outcome.MISSED, Reason.PERSONAL_LINE_CALLER_HANGUP)
+        case _:
+            return None
+
+
+def classify(
+    facts: tuple[Fact, ...] | list[Fact],
+    started_at: datetime,
+    ended_at: datetime,
+    short_abandon_seconds: int = 0,
+) -> Verdict:
+    """The verdict of a finished call: an answer anywhere wins; otherwise the first rule that fired."""
+    first: Verdict | None = None
+    pressed_digit = False
+    for fact in facts:
+        match fact:
+            case Answered():
+                return Verdict(Outcome.ANSWERED, Reason.ANSWERED)
+            case DigitPressed():
+                pressed_digit = True
+            case _ if first is not None:
+                continue
+            case Entered(stage=stage) if stage in _ENTRY_RULES:
+                first = _ENTRY_RULES[stage]
+            case RangOut(stage=stage, why=why):
+                first = Verdict(Outcome.MISSED, _RANG_OUT_REASONS[(stage, why)])
+            case CallerHungUp():
+                first = _hangup_verdict(fact, pressed_digit)
+    if first is None:
+        # The call ended without a rule firing (e.g. a failure hung it up): nobody talked to the caller.
+        first = Verdict(Outcome.MISSED, Reason.FAILURE)
+    short = (
+        short_abandon_seconds > 0
+        and first.outcome in (Outcome.MISSED, Outcome.ABANDONED)
+        and (ended_at - started_at).total_seconds() < short_abandon_seconds
+    )
+    return Verdict(first.outcome, first.reason, short)

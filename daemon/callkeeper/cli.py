@@ -1,0 +1,100 @@
+"""The `callkeeper` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from callkeeper import __version__
+
+DEFAULT_CONFIG = "/etc/callkeeper/callkeeper.yaml"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="callkeeper", description="No caller to your Asterisk PBX is lost.")
+    parser.add_argument("--version", action="version", version=f"callkeeper {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the daemon")
+    run.add_argument("--config", "-c", default=DEFAULT_CONFIG, type=Path)
+    run.add_argument("--log-json", action="store_true", default=None, help="JSON logs even on a terminal")
+
+    check = commands.add_parser("check-config", help="validate a config file: prints OK or every error")
+    check.add_argument("file", type=Path)
+
+    commands.add_parser("schema", help="print the JSON Schema of the config file")
+
+    calls = commands.add_parser("calls", help="list recent calls from a running daemon")
+    calls.add_argument("--config", "-c", default=DEFAULT_CONFIG, type=Path)
+    calls.add_argument("--limit", type=int, default=20)
+    calls.add_argument("--line")
+    calls.add_argument("--outcome", choices=["answered", "missed", "abandoned", "ignored"])
+    calls.add_argument("--since", help="ISO 8601 time")
+    calls.add_argument("--json", action="store_true", help="print the records as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    match args.command:
+        case "check-config":
+            return _check_config(args.file)
+        case "schema":
+            from callkeeper.config.schema import config_schema
+
+            print(json.dumps(config_schema(), indent=2))
+            return 0
+        case "run":
+            return _run(args.config, args.log_json)
+        case "calls":
+            return _calls(args)
+    return 2
+
+
+def _check_config(path: Path) -> int:
+    from callkeeper.config.loader import check_config
+
+    problems = check_config(path)
+    if not problems:
+        print("OK")
+        return 0
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 2
+
+
+def _run(config_path: Path, log_json: bool | None) -> int:
+    from callkeeper.config.loader import ConfigError, load_config
+    from callkeeper.logs import setup_logging
+    from callkeeper.service.daemon import run_daemon
+
+    try:
+        level = load_config(config_path).log_level
+    except (ConfigError, OSError) as error:
+        print(f"callkeeper: {error}", file=sys.stderr)
+        return 2
+    setup_logging(level, json=log_json)
+    return asyncio.run(run_daemon(config_path))
+
+
+def _calls(args: argparse.Namespace) -> int:
+    from callkeeper.api.client import fetch_calls, format_calls_table
+    from callkeeper.config.loader import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except (ConfigError, OSError) as error:
+        print(f"callkeeper: {error}", file=sys.stderr)
+        return 2
+    http = config.http
+    host = f"[{http.host}]" if ":" in http.host else http.host
+    token = http.token.value if http.token else None
+    calls = asyncio.run(
+        fetch_calls(f"http://{host}:{http.port}", token, args.limit, args.since, args.line, args.outcome)
+    )
+    print(json.dumps(calls, indent=2) if args.json else format_calls_table(calls))
+    return 0

@@ -1,0 +1,41 @@
+"""Logging: structlog, JSON when not on a terminal, readable console otherwise. Called once by
+the CLI, never at import time."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+NOISY = ("aiohttp", "websockets", "asyncio", "asyncpg")
+
+
+def setup_logging(level: str = "info", json: bool | None = None) -> None:
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    if json is None:
+        json = not sys.stderr.isatty()
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+    ]
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    if json:
+        shared.append(structlog.processors.format_exc_info)
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
+    for name in NOISY:
+        logging.getLogger(name).setLevel(max(numeric, logging.WARNING))

@@ -1,0 +1,250 @@
+"""The asyncio shell around the pure call logic.
+
+Events enter `feed` in arrival order; the engine answers at once (no I/O) and the actions of
+each call go to that call's own worker, so one call's ARI requests run in order while calls run
+concurrently. Timers and the records writer live here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+
+import structlog
+
+from callkeeper.ari.errors import AriError, AriNotFound
+from callkeeper.ari.events import AriEvent
+from callkeeper.ari.rest import AriRestClient
+from callkeeper.calls import actions as act
+from callkeeper.calls import inputs as ev
+from callkeeper.calls.engine import Engine
+from callkeeper.config.model import Config
+from callkeeper.records import now_utc
+from callkeeper.service.records import RecordWriter
+from callkeeper.service.translate import to_inputs
+
+log = structlog.get_logger(__name__)
+
+# Failing to undo something on a channel that is already gone is the normal end of a call.
+_CLEANUP = (act.Hangup, act.StopRing, act.StopPlayback, act.StopMoh, act.DestroyBridge)
+
+
+class CallWorker:
+    """Runs one call's actions strictly in order."""
+
+    def __init__(self, service: CallService, call_id: str) -> None:
+        self.service = service
+        self.call_id = call_id
+        self.pending: deque[act.Action] = deque()
+        self.wakeup = asyncio.Event()
+        self.task = asyncio.create_task(self._run(), name=f"call-{call_id}")
+
+    def push(self, action: act.Action) -> None:
+        self.pending.append(action)
+        self.wakeup.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self.wakeup.wait()
+            self.wakeup.clear()
+            while self.pending:
+                action = self.pending.popleft()
+                if isinstance(action, act.Forget):
+                    self.service.workers.pop(self.call_id, None)
+                    return
+                await self.service.execute(action)
+
+
+class CallService:
+    def __init__(
+        self,
+        config: Config,
+        rest: AriRestClient,
+        writer: RecordWriter,
+        host: str = "",
+        clock: Callable[[], datetime] = now_utc,
+    ) -> None:
+        self.config = config
+        self.rest = rest
+        self.writer = writer
+        self.clock = clock
+        self.engine = Engine(config, host)
+        self.workers: dict[str, CallWorker] = {}
+        self.timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self.accepting = True
+        self.events_handled = 0
+        self.event_lag_seconds = 0.0
+
+    # ------------------------------------------------------------ inputs
+
+    def on_event(self, event: AriEvent) -> None:
+        """Called by the ARI connection for every event, in arrival order."""
+        started = time.perf_counter()
+        for item in to_inputs(event):
+            self.feed(item)
+        self.events_handled += 1
+        self.event_lag_seconds = time.perf_counter() - started
+
+    def feed(self, item: ev.Input) -> None:
+        try:
+            out = self.engine.handle(item)
+        except Exception as error:  # a bug in one call must not take the daemon or the caller down
+            call_id = getattr(item, "call_id", None) or self.engine.channels.get(getattr(item, "channel_id", ""))
+            log.exception("call_logic_error", call_id=call_id, input=type(item).__name__)
+            out = self.engine.fail_call(call_id, self.clock(), repr(error)) if call_id else []
+        self.dispatch(out)
+
+    def dispatch(self, out: list[act.Action]) -> None:
+        for action in out:
+            match action:
+                case act.StartTimer(call_id=call_id, name=name, seconds=seconds, token=token):
+                    self._cancel_timer(call_id, name)
+                    self.timers[(call_id, name)] = asyncio.get_running_loop().call_later(
+                        seconds, self._fire, call_id, name, token
+                    )
+                case act.CancelTimer(call_id=call_id, name=name):
+                    self._cancel_timer(call_id, name)
+                case act.SaveRecord(record=record):
+                    self.writer.save(record)
+                case act.Log():
+                    self._log(action)
+                case _:
+                    if isinstance(action, act.Forget):
+                        for key in [k for k in self.timers if k[0] == action.call_id]:
+                            self._cancel_timer(*key)
+                    worker = self.workers.get(action.call_id)
+                    if worker is None:
+                        if isinstance(action, act.Forget):
+                            continue
+                        worker = self.workers[action.call_id] = CallWorker(self, action.call_id)
+                    worker.push(action)
+
+    def _fire(self, call_id: str, name: str, token: int) -> None:
+        self.timers.pop((call_id, name), None)
+        self.feed(ev.TimerFired(call_id, name, token, self.clock()))
+
+    def _cancel_timer(self, call_id: str, name: str) -> None:
+        handle = self.timers.pop((call_id, name), None)
+        if handle is not None:
+            handle.cancel()
+
+    def _log(self, action: act.Log) -> None:
+        call = self.engine.calls.get(action.call_id)
+        context = {
+            "call_id": action.call_id,
+            "channel": call.channel_id if call else action.call_id,
+            "line": call.line.name if call else None,
+        }
+        getattr(log, action.level)(action.event, **context, **action.fields)
+
+    # ------------------------------------------------------------ actions
+
+    async def execute(self, action: act.Action) -> None:
+        try:
+            await self._execute(action)
+        except AriError as error:
+            if isinstance(action, _CLEANUP) and isinstance(error, AriNotFound):
+                return
+            target = getattr(action, "leg_id", None) or getattr(action, "channel_id", "")
+            log.debug("ari_action_failed", call_id=action.call_id, action=type(action).__name__, error=str(error))
+            self.feed(
+                ev.ActionFailed(
+                    action.call_id,
+                    type(action).__name__,
+                    target,
+                    isinstance(error, AriNotFound),
+                    str(error),
+                    self.clock(),
+                )
+            )
+
+    async def _execute(self, action: act.Action) -> None:
+        rest = self.rest
+        match action:
+            case act.Answer(channel_id=channel_id):
+                await rest.answer(channel_id)
+            case act.Hangup(channel_id=channel_id, reason=reason):
+                await rest.hangup(channel_id, reason)
+            case act.Ring(channel_id=channel_id):
+                await rest.ring(channel_id)
+            case act.StopRing(channel_id=channel_id):
+                await rest.stop_ring(channel_id)
+            case act.Play(channel_id=channel_id, media=media, playback_id=playback_id):
+                await rest.play(channel_id, list(media), playback_id)
+            case act.StopPlayback(playback_id=playback_id):
+                await rest.stop_playback(playback_id)
+            case act.StartMoh(channel_id=channel_id, music_class=music_class):
+                await rest.start_moh(channel_id, music_class)
+            case act.StopMoh(channel_id=channel_id):
+                await rest.stop_moh(channel_id)
+            case act.DialLeg():
+                await self._dial_leg(action)
+            case act.BridgeChannels(bridge_id=bridge_id, channel_ids=channel_ids):
+                await rest.create_bridge(bridge_id, "mixing", name=bridge_id)
+                for channel_id in channel_ids:
+                    await rest.add_channel(bridge_id, channel_id)
+            case act.DestroyBridge(bridge_id=bridge_id):
+                await rest.destroy_bridge(bridge_id)
+            case act.ContinueInDialplan(channel_id=channel_id, context=context, extension=extension):
+                await rest.continue_in_dialplan(channel_id, context, extension, action.priority)
+
+    async def _dial_leg(self, leg: act.DialLeg) -> None:
+        variables = {"CALLERID(num)": leg.caller_number, **leg.variables}
+        if leg.caller_name:
+            variables["CALLERID(name)"] = leg.caller_name
+        await self.rest.create_channel(
+            endpoint=leg.endpoint,
+            app=self.config.asterisk.app,
+            app_args=f"leg,{leg.call_id}",
+            channel_id=leg.leg_id,
+            other_channel_id=leg.other_id,
+            variables=variables,
+        )
+        if leg.watch_other and leg.other_id:
+            await self.rest.subscribe(self.config.asterisk.app, f"channel:{leg.other_id}")
+        await self.rest.dial(leg.leg_id, timeout=leg.timeout_seconds)
+
+    # ------------------------------------------------------------ life cycle
+
+    async def reconcile(self) -> None:
+        """After every (re)connect: Asterisk sent nothing while we were away, so compare what it
+        has with what we follow. Calls whose channels vanished are ended; channels of our app that
+        we do not know (a restart) are routed afresh."""
+        channels = await self.rest.list_channels()
+        present = {c.id for c in channels}
+        now = self.clock()
+        for channel_id in [c for c in self.engine.channels if c not in present]:
+            self.feed(ev.ChannelHungUp(channel_id, now))
+        for channel in channels:
+            if channel.id in self.engine.channels:
+                continue
+            app_data = channel.dialplan.app_data.split(",")
+            if channel.dialplan.app_name != "Stasis" or app_data[0] != self.config.asterisk.app:
+                continue
+            if len(app_data) >= 3 and app_data[1] == "inbound":
+                log.warning("adopting_call", call_id=channel.id, channel=channel.id, dialed=app_data[2])
+                self.feed(ev.CallArrived(channel.id, channel.caller.number, channel.caller.name, app_data[2], now))
+            else:
+                log.info("ending_orphan_channel", channel=channel.id)
+                await self._hangup_quietly(channel.id)
+
+    async def _hangup_quietly(self, channel_id: str) -> None:
+        try:
+            await self.rest.hangup(channel_id)
+        except AriError as error:
+            log.debug("orphan_hangup_failed", channel=channel_id, error=str(error))
+
+    def calls_in_progress(self) -> int:
+        return len(self.engine.calls)
+
+    async def drain(self, timeout: float) -> None:
+        """Let calls in progress finish (SIGTERM), up to `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while self.engine.calls and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        tasks = [w.task for w in self.workers.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=max(0.1, deadline - time.monotonic()))

@@ -1,0 +1,139 @@
+"""`callkeeper run`: wires the config, the store, the ARI connection, the call service and the
+HTTP API together and owns the process life cycle (signals, reload, graceful stop)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+from dataclasses import replace
+from pathlib import Path
+
+import aiohttp
+import structlog
+
+from callkeeper.ari.connection import AriConnection
+from callkeeper.ari.errors import AriAuthError
+from callkeeper.ari.rest import AriRestClient
+from callkeeper.calls import inputs as ev
+from callkeeper.calls.journey import classify
+from callkeeper.calls.engine import facts_from_steps
+from callkeeper.config.loader import ConfigError, load_config
+from callkeeper.config.model import Config
+from callkeeper.records import now_utc
+from callkeeper.service.calls import CallService
+from callkeeper.service.records import RecordWriter
+from callkeeper.store.base import Store, open_store
+
+log = structlog.get_logger(__name__)
+
+EXIT_OK = 0
+EXIT_FATAL = 1
+EXIT_CONFIG = 2
+
+
+class Daemon:
+    def __init__(self, config: Config, config_path: Path, store: Store, host: str) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.store = store
+        self.host = host
+        self.stopping = asyncio.Event()
+        self.session = aiohttp.ClientSession()
+        self.rest = AriRestClient(config.asterisk, self.session)
+        self.writer = RecordWriter(store)
+        self.service = CallService(config, self.rest, self.writer, host)
+        self.connection = AriConnection(
+            config.asterisk,
+            on_event=self.service.on_event,
+            on_ready=self._on_ready,
+            session=self.session,
+        )
+        self.first_ready = True
+
+    async def _on_ready(self) -> None:
+        app = self.config.asterisk.app
+        await self.rest.subscribe(app, "endpoint:PJSIP")
+        now = now_utc()
+        for endpoint in await self.rest.list_endpoints():
+            self.service.feed(
+                ev.EndpointStateChanged(f"{endpoint.technology}/{endpoint.resource}", endpoint.state == "online", now)
+            )
+        await self.service.reconcile()
+        if self.first_ready:
+            self.first_ready = False
+            await self._close_unobserved_calls()
+        log.info("ready", app=app, calls_in_progress=self.service.calls_in_progress())
+
+    async def _close_unobserved_calls(self) -> None:
+        """Records left open by a daemon that died: the calls ended while nobody watched."""
+        now = now_utc()
+        for record in await self.store.open_calls(self.host):
+            if record.id in self.service.engine.calls:
+                continue
+            verdict = classify(facts_from_steps(record.steps), record.started_at, now)
+            self.writer.save(
+                replace(
+                    record,
+                    ended_at=now,
+                    outcome=verdict.outcome,
+                    reason=verdict.reason,
+                    end_observed=False,
+                )
+            )
+            log.warning("call_end_not_observed", call_id=record.id, line=record.line, reason=verdict.reason.value)
+
+    def reload(self) -> None:
+        try:
+            config = load_config(self.config_path)
+        except (ConfigError, OSError) as error:
+            log.error("reload_rejected", path=str(self.config_path), errors=str(error))
+            return
+        self.config = config
+        self.service.engine.reload(config)
+        log.info("config_reloaded", path=str(self.config_path))
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
+        loop.add_signal_handler(signal.SIGINT, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        self.writer.start()
+        connection = asyncio.create_task(self.connection.run(), name="ari-connection")
+        stop = asyncio.create_task(self.stopping.wait(), name="stop")
+        try:
+            await asyncio.wait({connection, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if connection.done():
+                error = connection.exception()
+                if isinstance(error, AriAuthError):
+                    log.error("ari_auth_failed", error=str(error))
+                    return EXIT_FATAL
+                if error is not None:
+                    log.error("ari_connection_failed", error=repr(error))
+                    return EXIT_FATAL
+            log.info("stopping", calls_in_progress=self.service.calls_in_progress())
+            self.service.engine.accepting = False
+            await self.service.drain(self.config.shutdown_grace_seconds)
+            return EXIT_OK
+        finally:
+            stop.cancel()
+            await self.connection.close()
+            connection.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await connection
+            await self.writer.close()
+            await self.store.close()
+            await self.session.close()
+
+
+async def run_daemon(config_path: Path) -> int:
+    try:
+        config = load_config(config_path)
+    except ConfigError as error:
+        log.error("config_invalid", path=str(config_path), errors=str(error))
+        return EXIT_CONFIG
+    host = socket.gethostname()
+    store = await open_store(config.storage, host)
+    daemon = Daemon(config, config_path, store, host)
+    return await daemon.run()

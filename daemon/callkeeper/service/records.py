@@ -1,0 +1,68 @@
+"""Writes call records off the event path: the engine hands over records at once, a single task
+stores them, keeping only the newest version of a call that is waiting to be written."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+import structlog
+
+from callkeeper.records import CallRecord
+
+log = structlog.get_logger(__name__)
+
+
+class RecordSink(Protocol):
+    async def save_call(self, record: CallRecord) -> None: ...
+
+
+class RecordWriter:
+    def __init__(self, sink: RecordSink, retry_seconds: float = 1.0) -> None:
+        self.sink = sink
+        self.retry_seconds = retry_seconds
+        self.waiting: dict[str, CallRecord] = {}
+        self.wakeup = asyncio.Event()
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.written = 0
+        self.failures = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="record-writer")
+
+    def save(self, record: CallRecord) -> None:
+        self.waiting[record.id] = record
+        self.idle.clear()
+        self.wakeup.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self.wakeup.wait()
+            self.wakeup.clear()
+            while self.waiting:
+                call_id = next(iter(self.waiting))
+                record = self.waiting.pop(call_id)
+                try:
+                    await self.sink.save_call(record)
+                    self.written += 1
+                except Exception as error:  # the store is down: keep the record and try again
+                    self.failures += 1
+                    log.warning("record_write_failed", call_id=call_id, error=str(error))
+                    self.waiting.setdefault(call_id, record)
+                    await asyncio.sleep(self.retry_seconds)
+            self.idle.set()
+
+    async def flush(self, timeout: float = 10.0) -> bool:
+        try:
+            await asyncio.wait_for(self.idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self, timeout: float = 10.0) -> None:
+        await self.flush(timeout)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)

@@ -1,0 +1,45 @@
+"""ARI events boiled down to the inputs of the pure call logic."""
+
+from __future__ import annotations
+
+from callkeeper.ari import events as ari
+from callkeeper.calls import inputs as ev
+
+INBOUND = "inbound"
+VOICEMAIL_EVENT = "CallkeeperVoicemail"
+
+
+def to_inputs(event: ari.AriEvent) -> tuple[ev.Input, ...]:
+    at = event.timestamp
+    match event:
+        case ari.StasisStart(channel=channel, args=args) if len(args) >= 2 and args[0] == INBOUND:
+            return (ev.CallArrived(channel.id, channel.caller.number, channel.caller.name, args[1], at),)
+        case ari.ChannelHangupRequest(channel=channel, cause=cause) | ari.ChannelDestroyed(
+            channel=channel, cause=cause
+        ):
+            return (ev.ChannelHungUp(channel.id, at, cause),)
+        case ari.StasisEnd(channel=channel):
+            return (ev.ChannelHungUp(channel.id, at),)
+        case ari.Dial(peer=peer, dialstatus=status) if status:
+            return (ev.LegProgress(peer.id, status, at),)
+        case ari.ChannelStateChange(channel=channel) if channel.state == "Up":
+            return (ev.LegProgress(channel.id, "ANSWER", at),)
+        case ari.ChannelDtmfReceived(channel=channel, digit=digit):
+            return (ev.DtmfReceived(channel.id, digit, at),)
+        case ari.PlaybackFinished(playback=playback):
+            return (ev.PlaybackDone(playback.id, at),)
+        case ari.ChannelUserevent(eventname=name, channel=channel, userevent=fields) if (
+            name == VOICEMAIL_EVENT and channel is not None
+        ):
+            return (ev.VoicemailFinished(channel.id, str(fields.get("status", "")), _int(fields.get("seconds")), at),)
+        case ari.EndpointStateChange(endpoint=endpoint):
+            key = f"{endpoint.technology}/{endpoint.resource}"
+            return (ev.EndpointStateChanged(key, endpoint.state == "online", at),)
+    return ()
+
+
+def _int(value: object) -> int:
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return 0
