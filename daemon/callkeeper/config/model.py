@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date, time
 from zoneinfo import ZoneInfo
 
+_UTC = ZoneInfo("UTC")
+
 
 class Secret(str):
     """A credential: its repr never shows the value, so it cannot leak into a log line."""
@@ -52,6 +54,44 @@ class Strategy(enum.StrEnum):
 class UnknownNumberAction(enum.StrEnum):
     HANGUP = "hangup"
     DIALPLAN = "dialplan"
+
+
+class SmsProviderType(enum.StrEnum):
+    TWILIO = "twilio"
+    WEBHOOK = "webhook"
+    ASTERISK = "asterisk"
+
+
+# The vocabularies the loader accepts; the daemon's consumers match on the same strings.
+HANGUP_CAUSES = frozenset(
+    {
+        "normal",
+        "busy",
+        "congestion",
+        "no_answer",
+        "timeout",
+        "rejected",
+        "unallocated",
+        "normal_unspecified",
+        "number_incomplete",
+        "codec_mismatch",
+        "interworking",
+        "failure",
+        "answered_elsewhere",
+    }
+)
+LOG_LEVELS = ("debug", "info", "warning", "error")
+WEBHOOK_EVENTS = frozenset({"call.started", "call.ended", "followup.sent", "followup.failed"})
+FOLLOWUP_EVENTS = frozenset({"missed", "abandoned", "outbound_abandoned"})
+TEMPLATE_VARIABLES = frozenset(
+    {"caller", "line_name", "line_number", "outcome", "reason", "wait_seconds", "next_open"}
+)
+DEFAULT_FOLLOWUP_MESSAGES: Mapping[str, str] = {
+    "missed": "Sorry we missed your call to {line_name}. We'll call you back soon. Reply STOP to opt out.",
+    "abandoned": "We saw you called {line_name}. Call us back at {line_number} or reply here.",
+    "outbound_abandoned": "We tried to call you back from {line_name}. Call us at {line_number}.",
+    "after_hours": "We're closed now; we open at {next_open}. We'll call you back.",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +150,14 @@ class Ivr:
 
 @dataclass(frozen=True, slots=True)
 class TimeRange:
+    """`start` <= wall-clock time < `end` on one day; `end` is `time.max` for a range open until
+    midnight (`24:00` in the file). Ranges never cross midnight."""
+
     start: time
     end: time
+
+    def contains(self, moment: time) -> bool:
+        return self.start <= moment and (moment < self.end or self.end == time.max)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +170,8 @@ class BusinessHours:
 
 @dataclass(frozen=True, slots=True)
 class MissedCalls:
-    """What a line does with a call nobody answered: `voicemail` (default), `line:NAME` or `external:+E164`."""
+    """What a line does with a call nobody answered: `voicemail` (default), `line:NAME` or
+    `external:+E164`."""
 
     action: Destination = Destination(DestinationKind.VOICEMAIL)
     mailbox: str | None = None
@@ -135,12 +182,18 @@ class MissedCalls:
 
 @dataclass(frozen=True, slots=True)
 class QuietHours:
+    """No texts between `start` and `end` in the line's time zone; may cross midnight (21:00-08:00)."""
+
     start: time
     end: time
 
 
 @dataclass(frozen=True, slots=True)
 class FollowupText:
+    """A text to the caller after a call `on` one of `FOLLOWUP_EVENTS`. `messages` has a template per
+    event plus `after_hours` (the loader fills `DEFAULT_FOLLOWUP_MESSAGES`); `allowed_countries` are
+    ISO 3166 region codes the caller's number must belong to."""
+
     provider: str
     sender: str
     on: frozenset[str] = frozenset({"missed", "abandoned"})
@@ -156,7 +209,7 @@ class Line:
     name: str
     numbers: tuple[str, ...]
     route: Destination
-    timezone: ZoneInfo = ZoneInfo("UTC")
+    timezone: ZoneInfo = _UTC
     business_hours: BusinessHours | None = None
     after_hours: Destination = Destination(DestinationKind.VOICEMAIL)
     welcome: str | None = None
@@ -171,8 +224,11 @@ class Line:
 
 @dataclass(frozen=True, slots=True)
 class SmsProvider:
+    """`settings` by type: twilio `account_sid`, `auth_token` (Secret), `base_url`; webhook `url` and
+    optionally `secret` (Secret); asterisk `endpoint`, a template with `{to}` (and optionally `{from}`)."""
+
     name: str
-    type: str
+    type: SmsProviderType
     settings: Mapping[str, str | Secret]
 
 
@@ -191,6 +247,15 @@ class UnknownNumber:
 
 
 @dataclass(frozen=True, slots=True)
+class TextLimits:
+    """Caps on follow-up texts, counted over all callers."""
+
+    per_line_per_hour: int = 20
+    global_per_hour: int = 60
+    daily_cap: int = 300
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     asterisk: AsteriskConfig
     lines: Mapping[str, Line]
@@ -204,6 +269,7 @@ class Config:
     webhooks: tuple[Webhook, ...] = ()
     shutdown_grace_seconds: int = 30
     log_level: str = "info"
+    rate_limits: TextLimits = TextLimits()
 
     def line_for_number(self, number: str) -> Line | None:
         for line in self.lines.values():
