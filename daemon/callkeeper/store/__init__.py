@@ -1,0 +1,25 @@
+"""Durable records and the outbox: SQLite (default) and PostgreSQL, same schema and migrations."""
+
+from callkeeper.store.base import (
+    OptOut,
+    OutboxItem,
+    OutboxKind,
+    OutboxStatus,
+    SchemaTooNewError,
+    Store,
+    StoreError,
+    open_store,
+    redact_url,
+)
+
+__all__ = [
+    "OptOut",
+    "OutboxItem",
+    "OutboxKind",
+    "OutboxStatus",
+    "SchemaTooNewError",
+    "Store",
+    "StoreError",
+    "open_store",
+    "redact_url",
+]
