@@ -1,0 +1,387 @@
+"""The OpenAPI 3.1 description of the HTTP API, served at `/api/v1/openapi.json`."""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from typing import Any
+
+from callkeeper import __version__
+from callkeeper.records import Direction, Outcome, Reason
+
+# The contract, shared by the server's validation and this document.
+CALL_ID = "[A-Za-z0-9._:@+-]{1,256}"
+E164 = r"\+[1-9][0-9]{1,14}"
+MAX_NAME_LENGTH = 128
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 1000
+MAX_BODY_BYTES = 64 * 1024
+PRESENCE_STATES = ("available", "away", "busy", "offline")
+SETTABLE_PRESENCE = ("available", "away")
+LINE_MODES = ("open", "closed", "auto")
+OUTCOMES = tuple(outcome.value for outcome in Outcome)
+OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "held", "cancelled")
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"oneOf": [schema, {"type": "null"}]}
+
+
+def _obj(properties: dict[str, Any]) -> dict[str, Any]:
+    """An object with exactly these properties, all present."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+STRING = {"type": "string"}
+NULLABLE_STRING = {"type": ["string", "null"]}
+DATE_TIME = {"type": "string", "format": "date-time"}
+NULLABLE_DATE_TIME = {"type": ["string", "null"], "format": "date-time"}
+NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH}
+PRESENCE = {"type": "string", "enum": list(PRESENCE_STATES)}
+LINE_MODE = {"type": "string", "enum": list(LINE_MODES)}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "properties": {"error": STRING, "detail": {}},
+        "required": ["error", "detail"],
+    },
+    "Step": _obj({"stage": STRING, "at": DATE_TIME, "detail": STRING}),
+    "Voicemail": _obj(
+        {"left": {"type": "boolean"}, "seconds": {"type": "integer", "minimum": 0}, "mailbox": STRING}
+    ),
+    "Followup": _obj(
+        {
+            "kind": {"type": "string", "description": "sms or webhook"},
+            "status": {"type": "string", "enum": list(OUTBOX_STATUSES)},
+            "to": STRING,
+            "created_at": DATE_TIME,
+            "sent_at": NULLABLE_DATE_TIME,
+            "provider_id": NULLABLE_STRING,
+            "detail": STRING,
+        }
+    ),
+    "Call": {
+        **_obj(
+            {
+                "id": STRING,
+                "direction": {"type": "string", "enum": [d.value for d in Direction]},
+                "line": NULLABLE_STRING,
+                "caller": STRING,
+                "dialed": STRING,
+                "started_at": DATE_TIME,
+                "ended_at": NULLABLE_DATE_TIME,
+                "outcome": {"type": ["string", "null"], "enum": [*OUTCOMES, None]},
+                "reason": {"type": ["string", "null"], "enum": [*(r.value for r in Reason), None]},
+                "short": {"type": "boolean"},
+                "answered_by": NULLABLE_STRING,
+                "voicemail": _nullable(_ref("Voicemail")),
+                "steps": {"type": "array", "items": _ref("Step")},
+                "followups": {"type": "array", "items": _ref("Followup")},
+                "end_observed": {"type": "boolean"},
+                "host": STRING,
+                "extra": {"type": "object"},
+            }
+        ),
+        "description": "One call from arrival to verdict; `outcome` and `reason` are null while it is "
+        "in progress.",
+    },
+    "CallList": _obj({"calls": {"type": "array", "items": _ref("Call")}}),
+    "User": _obj({"name": STRING, "presence": PRESENCE}),
+    "UserList": _obj({"users": {"type": "array", "items": _ref("User")}}),
+    "PresenceUpdate": _obj({"presence": {"type": "string", "enum": list(SETTABLE_PRESENCE)}}),
+    "Line": _obj({"name": STRING, "override": LINE_MODE}),
+    "LineList": _obj({"lines": {"type": "array", "items": _ref("Line")}}),
+    "LineOverrideUpdate": _obj({"mode": LINE_MODE}),
+    "QueuedCaller": _obj(
+        {"call_id": STRING, "caller": STRING, "waiting_seconds": {"type": "number", "minimum": 0}}
+    ),
+    "Queues": _obj(
+        {
+            "queues": {
+                "type": "object",
+                "description": "Waiting callers by ring group, longest waiting first.",
+                "additionalProperties": {"type": "array", "items": _ref("QueuedCaller")},
+            }
+        }
+    ),
+    "OptOut": _obj({"number": STRING, "source": STRING, "at": DATE_TIME}),
+    "OptOutList": _obj({"opt_outs": {"type": "array", "items": _ref("OptOut")}}),
+    "OptOutState": _obj(
+        {
+            "number": STRING,
+            "opted_out": {"type": "boolean"},
+            "source": NULLABLE_STRING,
+            "at": NULLABLE_DATE_TIME,
+        }
+    ),
+    "Health": _obj({"status": {"const": "ok"}}),
+    "Readiness": _obj(
+        {
+            "status": {"type": "string", "enum": ["ready", "not ready"]},
+            "checks": _obj({check: {"type": "boolean"} for check in ("ari", "config", "store")}),
+        }
+    ),
+}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+RESPONSES: dict[str, Any] = {
+    "BadRequest": _error(
+        "A query parameter or path id is invalid, unknown or repeated; or the body is not JSON."
+    ),
+    "Unauthorized": {
+        **_error("The bearer token is missing or wrong."),
+        "headers": {"WWW-Authenticate": {"schema": STRING}},
+    },
+    "NotFound": _error("No such resource."),
+    "UnsupportedMediaType": _error("The body is not application/json."),
+    "TooLarge": _error(f"The body is larger than {MAX_BODY_BYTES // 1024} KiB."),
+    "Unprocessable": _error("The JSON body has unknown or missing fields or an invalid value."),
+}
+
+
+def _errors(*names: str) -> dict[str, Any]:
+    codes = {
+        "BadRequest": "400",
+        "Unauthorized": "401",
+        "NotFound": "404",
+        "TooLarge": "413",
+        "UnsupportedMediaType": "415",
+        "Unprocessable": "422",
+    }
+    return {codes[name]: {"$ref": f"#/components/responses/{name}"} for name in ("Unauthorized", *names)}
+
+
+def _path_param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
+
+
+USER = _path_param("name", NAME, "A user name from the configuration.")
+LINE = _path_param("name", NAME, "A line name from the configuration.")
+NUMBER = _path_param(
+    "number", {"type": "string", "pattern": f"^{E164}$"}, "An E.164 number; send '+' as is or as %2B."
+)
+BODY_ERRORS = ("BadRequest", "NotFound", "TooLarge", "UnsupportedMediaType", "Unprocessable")
+
+
+def _body(schema: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+PATHS: dict[str, Any] = {
+    "/healthz": {
+        "get": {
+            "operationId": "healthz",
+            "summary": "Liveness: 200 while the process runs. Needs no token.",
+            "security": [],
+            "responses": {
+                "200": _json(_ref("Health"), "Alive."),
+                "400": {"$ref": "#/components/responses/BadRequest"},
+            },
+        }
+    },
+    "/readyz": {
+        "get": {
+            "operationId": "readyz",
+            "summary": "Readiness: ARI connected, configuration loaded and the store writable.",
+            "responses": {
+                "200": _json(_ref("Readiness"), "Ready."),
+                "503": _json(_ref("Readiness"), "Not ready; `checks` tells which check failed."),
+                **_errors("BadRequest"),
+            },
+        }
+    },
+    "/metrics": {
+        "get": {
+            "operationId": "metrics",
+            "summary": "Prometheus metrics (text exposition format 0.0.4).",
+            "responses": {
+                "200": {
+                    "description": "The metrics.",
+                    "content": {"text/plain": {"schema": STRING}},
+                },
+                **_errors("BadRequest"),
+            },
+        }
+    },
+    "/api/v1/openapi.json": {
+        "get": {
+            "operationId": "openapi",
+            "summary": "This document.",
+            "responses": {"200": _json({"type": "object"}, "The OpenAPI document."), **_errors("BadRequest")},
+        }
+    },
+    "/api/v1/calls": {
+        "get": {
+            "operationId": "listCalls",
+            "summary": "Call records, newest first.",
+            "parameters": [
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_LIMIT,
+                        "default": DEFAULT_LIMIT,
+                    },
+                },
+                {
+                    "name": "since",
+                    "in": "query",
+                    "description": "Only calls started at or after this ISO 8601 date-time; "
+                    "without an offset it is UTC.",
+                    "schema": {"type": "string", "format": "date-time"},
+                },
+                {"name": "line", "in": "query", "schema": NAME},
+                {"name": "outcome", "in": "query", "schema": {"type": "string", "enum": list(OUTCOMES)}},
+            ],
+            "responses": {"200": _json(_ref("CallList"), "The calls."), **_errors("BadRequest")},
+        }
+    },
+    "/api/v1/calls/{call_id}": {
+        "get": {
+            "operationId": "getCall",
+            "summary": "One call record.",
+            "parameters": [
+                _path_param(
+                    "call_id",
+                    {"type": "string", "pattern": f"^{CALL_ID}$"},
+                    "The call's id (its first channel's id).",
+                )
+            ],
+            "responses": {"200": _json(_ref("Call"), "The call."), **_errors("BadRequest", "NotFound")},
+        }
+    },
+    "/api/v1/users": {
+        "get": {
+            "operationId": "listUsers",
+            "summary": "Users and their presence.",
+            "responses": {"200": _json(_ref("UserList"), "The users."), **_errors("BadRequest")},
+        }
+    },
+    "/api/v1/users/{name}/presence": {
+        "parameters": [USER],
+        "get": {
+            "operationId": "getPresence",
+            "summary": "A user's presence.",
+            "responses": {
+                "200": _json(_ref("User"), "The user's presence."),
+                **_errors("BadRequest", "NotFound"),
+            },
+        },
+        "put": {
+            "operationId": "setPresence",
+            "summary": "Set a user available or away; the answer is the resulting presence "
+            "(busy while on a call).",
+            "requestBody": _body("PresenceUpdate"),
+            "responses": {"200": _json(_ref("User"), "The user's presence now."), **_errors(*BODY_ERRORS)},
+        },
+    },
+    "/api/v1/lines": {
+        "get": {
+            "operationId": "listLines",
+            "summary": "Lines and their override (open, closed, or auto: by business hours).",
+            "responses": {"200": _json(_ref("LineList"), "The lines."), **_errors("BadRequest")},
+        }
+    },
+    "/api/v1/lines/{name}/override": {
+        "parameters": [LINE],
+        "put": {
+            "operationId": "setLineOverride",
+            "summary": "Force a line open or closed, or back to its business hours (auto).",
+            "requestBody": _body("LineOverrideUpdate"),
+            "responses": {"200": _json(_ref("Line"), "The line now."), **_errors(*BODY_ERRORS)},
+        },
+    },
+    "/api/v1/queues": {
+        "get": {
+            "operationId": "listQueues",
+            "summary": "Callers waiting in the ring groups' queues.",
+            "responses": {"200": _json(_ref("Queues"), "The queues."), **_errors("BadRequest")},
+        }
+    },
+    "/api/v1/opt-outs": {
+        "get": {
+            "operationId": "listOptOuts",
+            "summary": "Numbers that receive no follow-up texts.",
+            "responses": {
+                "200": _json(_ref("OptOutList"), "The opted-out numbers."),
+                **_errors("BadRequest"),
+            },
+        }
+    },
+    "/api/v1/opt-outs/{number}": {
+        "parameters": [NUMBER],
+        "get": {
+            "operationId": "getOptOut",
+            "summary": "Whether a number is opted out of follow-up texts.",
+            "responses": {"200": _json(_ref("OptOutState"), "The number's state."), **_errors("BadRequest")},
+        },
+        "put": {
+            "operationId": "optOut",
+            "summary": "Opt a number out of follow-up texts (source `api`).",
+            "responses": {
+                "200": _json(_ref("OptOutState"), "The number's state now."),
+                **_errors("BadRequest"),
+            },
+        },
+        "delete": {
+            "operationId": "optIn",
+            "summary": "Allow follow-up texts to a number again.",
+            "responses": {
+                "200": _json(_ref("OptOutState"), "The number's state now."),
+                **_errors("BadRequest"),
+            },
+        },
+    },
+}
+
+
+@cache
+def _document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "callkeeper",
+            "version": __version__,
+            "description": "Call history, presence, line overrides, queues and text opt-outs of a callkeeper "
+            'daemon. Errors are JSON `{"error": ..., "detail": ...}`.',
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": PATHS,
+        "components": {
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "http.token of the configuration; needed when one is set.",
+                }
+            },
+            "schemas": SCHEMAS,
+            "responses": RESPONSES,
+        },
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    """A fresh copy: callers may change it."""
+    return copy.deepcopy(_document())
