@@ -10,6 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from callkeeper import __version__
+from callkeeper.api.client import ApiClientError, fetch_calls, format_calls_table
+from callkeeper.config.loader import ConfigError, check_config, load_config
+from callkeeper.config.schema import json_schema
+from callkeeper.logs import setup_logging
+from callkeeper.service.daemon import run_daemon
 
 DEFAULT_CONFIG = "/etc/callkeeper/callkeeper.yaml"
 
@@ -44,9 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         case "check-config":
             return _check_config(args.file)
         case "schema":
-            from callkeeper.config.schema import config_schema
-
-            print(json.dumps(config_schema(), indent=2))
+            print(json.dumps(json_schema(), indent=2))
             return 0
         case "run":
             return _run(args.config, args.log_json)
@@ -56,8 +59,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check_config(path: Path) -> int:
-    from callkeeper.config.loader import check_config
-
     problems = check_config(path)
     if not problems:
         print("OK")
@@ -68,10 +69,6 @@ def _check_config(path: Path) -> int:
 
 
 def _run(config_path: Path, log_json: bool | None) -> int:
-    from callkeeper.config.loader import ConfigError, load_config
-    from callkeeper.logs import setup_logging
-    from callkeeper.service.daemon import run_daemon
-
     try:
         level = load_config(config_path).log_level
     except (ConfigError, OSError) as error:
@@ -82,9 +79,6 @@ def _run(config_path: Path, log_json: bool | None) -> int:
 
 
 def _calls(args: argparse.Namespace) -> int:
-    from callkeeper.api.client import fetch_calls, format_calls_table
-    from callkeeper.config.loader import ConfigError, load_config
-
     try:
         config = load_config(args.config)
     except (ConfigError, OSError) as error:
@@ -93,8 +87,12 @@ def _calls(args: argparse.Namespace) -> int:
     http = config.http
     host = f"[{http.host}]" if ":" in http.host else http.host
     token = http.token.value if http.token else None
-    calls = asyncio.run(
-        fetch_calls(f"http://{host}:{http.port}", token, args.limit, args.since, args.line, args.outcome)
-    )
+    try:
+        calls = asyncio.run(
+            fetch_calls(f"http://{host}:{http.port}", token, args.limit, args.since, args.line, args.outcome)
+        )
+    except ApiClientError as error:
+        print(f"callkeeper: {error}", file=sys.stderr)
+        return 1
     print(json.dumps(calls, indent=2) if args.json else format_calls_table(calls))
     return 0

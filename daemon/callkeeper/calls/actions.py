@@ -130,6 +130,7 @@ class Log:
     """A line for the operator's log; the shell adds the call's id, channel and line to it."""
 
     call_id: str
+    line: str | None
     event: str
     level: str = "info"
     fields: Mapping[str, str | int | float | bool | None] = field(default_factory=dict)

@@ -193,7 +193,9 @@ class Engine:
                 return self._arrive(event)
             case ev.EndpointStateChanged(endpoint=endpoint, online=online):
                 changed = (endpoint in self.board.offline_endpoints) == online
-                (self.board.offline_endpoints.discard if online else self.board.offline_endpoints.add)(endpoint)
+                (self.board.offline_endpoints.discard if online else self.board.offline_endpoints.add)(
+                    endpoint
+                )
                 return self._dispatch_queues(event.at) if changed and online else []
             case ev.PresenceChanged(user=user, away=away):
                 (self.board.away.add if away else self.board.away.discard)(user)
@@ -208,9 +210,12 @@ class Engine:
                 call = self.calls.get(call_id)
             case ev.PlaybackDone(playback_id=playback_id):
                 call = self.calls.get(self.playbacks.pop(playback_id, ""))
-            case ev.ChannelHungUp(channel_id=cid) | ev.LegProgress(channel_id=cid) | ev.DtmfReceived(
-                channel_id=cid
-            ) | ev.VoicemailFinished(channel_id=cid):
+            case (
+                ev.ChannelHungUp(channel_id=cid)
+                | ev.LegProgress(channel_id=cid)
+                | ev.DtmfReceived(channel_id=cid)
+                | ev.VoicemailFinished(channel_id=cid)
+            ):
                 call = self.calls.get(self.channels.get(cid, ""))
             case _:
                 return []
@@ -224,7 +229,7 @@ class Engine:
         call = self.calls.get(call_id)
         if call is None:
             return []
-        out: Actions = [act.Log(call.id, "call_failed", "error", {"error": error})]
+        out: Actions = [act.Log(call.id, call.line.name, "call_failed", "error", {"error": error})]
         treatment = call.config.unknown_number
         if treatment.action is UnknownNumberAction.DIALPLAN:
             out.append(act.ContinueInDialplan(call.id, call.channel_id, treatment.context, call.dialed))
@@ -260,7 +265,9 @@ class Engine:
         self.calls[call_id] = call
         self._follow(call, call.channel_id)
         out: Actions = [
-            act.Log(call_id, "call_arrived", "info", {"caller": call.caller, "dialed": call.dialed}),
+            act.Log(
+                call_id, line.name, "call_arrived", "info", {"caller": call.caller, "dialed": call.dialed}
+            ),
             act.Answer(call_id, call.channel_id),
         ]
         out += self._start_line(call, event.at)
@@ -271,7 +278,9 @@ class Engine:
         treatment = self.config.unknown_number
         call_id = event.channel_id
         if line is not None:
-            log = act.Log(call_id, "not_accepting_calls", "warning", {"context": treatment.context})
+            log = act.Log(
+                call_id, line.name, "not_accepting_calls", "warning", {"context": treatment.context}
+            )
             return [log, act.ContinueInDialplan(call_id, event.channel_id, treatment.context, event.dialed)]
         record = CallRecord(
             id=call_id,
@@ -288,6 +297,7 @@ class Engine:
         out: Actions = [
             act.Log(
                 call_id,
+                None,
                 "unknown_number",
                 "warning",
                 {"dialed": event.dialed, "treatment": treatment.action.value},
@@ -370,7 +380,12 @@ class Engine:
                 f"Local/s@{VOICEMAIL_CONTEXT}",
                 call.caller,
                 call.caller_name,
-                variables={"CALLKEEPER_MAILBOX": mailbox, "CALLKEEPER_CALL_ID": call.id},
+                variables={
+                    "CALLKEEPER_MAILBOX": mailbox,
+                    "CALLKEEPER_CALL_ID": call.id,
+                    "CALLKEEPER_CALLER": call.caller,
+                    "CALLKEEPER_CALLER_NAME": call.caller_name,
+                },
                 other_id=other_id,
                 watch_other=True,
             )
@@ -420,7 +435,9 @@ class Engine:
         call.facts.append(Entered(Stage.RING_GROUP, at, group.name))
         return self._ring_next_layer(call, group, 0, at, first=True)
 
-    def _ring_next_layer(self, call: Call, group: RingGroup, layer: int, at: datetime, first: bool) -> Actions:
+    def _ring_next_layer(
+        self, call: Call, group: RingGroup, layer: int, at: datetime, first: bool
+    ) -> Actions:
         config = call.config
         for index in range(layer, len(group.layers)):
             order = self.board.ring_order(config, group, index, call.id)
@@ -432,7 +449,9 @@ class Engine:
         call.facts.append(RangOut(Stage.RING_GROUP, why, at))
         return [act.StopRing(call.id, call.channel_id), *self._missed_call_handling(call, at)]
 
-    def _ring_layer(self, call: Call, group: RingGroup, layer: int, order: list[str], at: datetime) -> Actions:
+    def _ring_layer(
+        self, call: Call, group: RingGroup, layer: int, order: list[str], at: datetime
+    ) -> Actions:
         ring_all = group.strategy.value == "ring_all"
         now, pending = (order, ()) if ring_all else (order[:1], tuple(order[1:]))
         call.stage = Ringing(Stage.RING_GROUP, group, layer, pending, group.fishing_mode)
@@ -449,7 +468,9 @@ class Engine:
         call.legs[leg.id] = leg
         self._follow(call, leg.id)
         return [
-            act.DialLeg(call.id, leg.id, endpoint, call.caller, call.caller_name, timeout_seconds=ring_seconds)
+            act.DialLeg(
+                call.id, leg.id, endpoint, call.caller, call.caller_name, timeout_seconds=ring_seconds
+            )
         ]
 
     def _ringing_event(self, call: Call, ringing: Ringing, event: ev.Input) -> Actions:
@@ -555,7 +576,9 @@ class Engine:
         config = call.config
         for layer in range(len(group.layers)):
             for user in self.board.ring_order(config, group, layer, call.id) or (
-                [u for u in group.layers[layer] if self.board.reachable(config, u)] if group.fishing_mode else []
+                [u for u in group.layers[layer] if self.board.reachable(config, u)]
+                if group.fishing_mode
+                else []
             ):
                 if user not in self.board.offered:
                     return user
@@ -643,7 +666,7 @@ class Engine:
         return [
             *out,
             act.BridgeChannels(call.id, call.bridge_id, (call.channel_id, leg.id)),
-            act.Log(call.id, "call_answered", "info", {"by": leg.user}),
+            act.Log(call.id, call.line.name, "call_answered", "info", {"by": leg.user}),
         ]
 
     def _leg_gone(self, call: Call, leg: Leg, at: datetime) -> Actions:
@@ -698,7 +721,9 @@ class Engine:
     def _voicemail_finished(self, call: Call, status: str, seconds: int, at: datetime) -> Actions:
         call.voicemail_pending = False
         mailbox = call.stage.mailbox if isinstance(call.stage, InVoicemail) else call.line.mailbox
-        call.voicemail = VoicemailResult(left=status == "SUCCESS" and seconds > 0, seconds=seconds, mailbox=mailbox)
+        call.voicemail = VoicemailResult(
+            left=status == "SUCCESS" and seconds > 0, seconds=seconds, mailbox=mailbox
+        )
         if isinstance(call.stage, Closing):
             return self._finish(call, at)
         return []
@@ -748,7 +773,9 @@ class Engine:
             return []
         stage = call.stage
         if not isinstance(stage, Talking):
-            call.facts.append(CallerHungUp(stage.stage, at, isinstance(stage, Ringing | Queued) and self._fishing(stage)))
+            call.facts.append(
+                CallerHungUp(stage.stage, at, isinstance(stage, Ringing | Queued) and self._fishing(stage))
+            )
         self.channels.pop(call.channel_id, None)
         return self._close(call, at)
 
@@ -758,9 +785,11 @@ class Engine:
 
     def _hang_up_caller(self, call: Call, at: datetime, why: str) -> Actions:
         self.channels.pop(call.channel_id, None)
-        return [act.Hangup(call.id, call.channel_id), act.Log(call.id, "call_ended", "info", {"why": why})] + (
-            self._close(call, at)
-        )
+        return [
+            act.Hangup(call.id, call.channel_id),
+            act.Log(call.id, call.line.name, "call_ended", "info", {"why": why}),
+            *self._close(call, at),
+        ]
 
     def _close(self, call: Call, at: datetime) -> Actions:
         """The caller is gone: hang up what is left; wait for a voicemail result if one is due."""
@@ -797,6 +826,7 @@ class Engine:
             act.SaveRecord(call.id, record, final=True),
             act.Log(
                 call.id,
+                call.line.name,
                 "call_verdict",
                 "info",
                 {"outcome": verdict.outcome.value, "reason": verdict.reason.value, "short": verdict.short},
@@ -877,5 +907,3 @@ def _step(fact: Fact) -> Step:
             return Step("answered", at, by)
         case CallerHungUp(stage=stage, at=at, fishing=fishing):
             return Step("caller_hangup", at, f"{stage.value},fishing" if fishing else stage.value)
-
-

@@ -8,7 +8,7 @@ concurrently. Timers and the records writer live here too.
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
@@ -16,13 +16,14 @@ from datetime import datetime
 import structlog
 
 from callkeeper.ari.errors import AriError, AriNotFound
-from callkeeper.ari.events import AriEvent
+from callkeeper.ari.events import AriEvent, UnknownEvent
 from callkeeper.ari.rest import AriRestClient
 from callkeeper.calls import actions as act
 from callkeeper.calls import inputs as ev
 from callkeeper.calls.engine import Engine
 from callkeeper.config.model import Config
 from callkeeper.records import now_utc
+from callkeeper.service.metrics import CallCounters
 from callkeeper.service.records import RecordWriter
 from callkeeper.service.translate import to_inputs
 
@@ -74,30 +75,36 @@ class CallService:
         self.engine = Engine(config, host)
         self.workers: dict[str, CallWorker] = {}
         self.timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
-        self.accepting = True
-        self.events_handled = 0
-        self.event_lag_seconds = 0.0
+        self.counters = CallCounters()
+        self.no_calls = asyncio.Event()
+        self.no_calls.set()
 
     # ------------------------------------------------------------ inputs
 
     def on_event(self, event: AriEvent) -> None:
         """Called by the ARI connection for every event, in arrival order."""
-        started = time.perf_counter()
+        if isinstance(event, UnknownEvent):
+            return
         for item in to_inputs(event):
             self.feed(item)
-        self.events_handled += 1
-        self.event_lag_seconds = time.perf_counter() - started
+        self.counters.event_lag.observe(max(0.0, (self.clock() - event.timestamp).total_seconds()))
 
     def feed(self, item: ev.Input) -> None:
         try:
             out = self.engine.handle(item)
         except Exception as error:  # a bug in one call must not take the daemon or the caller down
-            call_id = getattr(item, "call_id", None) or self.engine.channels.get(getattr(item, "channel_id", ""))
+            call_id = getattr(item, "call_id", None) or self.engine.channels.get(
+                getattr(item, "channel_id", "")
+            )
             log.exception("call_logic_error", call_id=call_id, input=type(item).__name__)
             out = self.engine.fail_call(call_id, self.clock(), repr(error)) if call_id else []
         self.dispatch(out)
 
     def dispatch(self, out: list[act.Action]) -> None:
+        if self.engine.calls:
+            self.no_calls.clear()
+        else:
+            self.no_calls.set()
         for action in out:
             match action:
                 case act.StartTimer(call_id=call_id, name=name, seconds=seconds, token=token):
@@ -107,8 +114,10 @@ class CallService:
                     )
                 case act.CancelTimer(call_id=call_id, name=name):
                     self._cancel_timer(call_id, name)
-                case act.SaveRecord(record=record):
+                case act.SaveRecord(record=record, final=final):
                     self.writer.save(record)
+                    if final:
+                        self.counters.count_verdict(record)
                 case act.Log():
                     self._log(action)
                 case _:
@@ -132,12 +141,8 @@ class CallService:
             handle.cancel()
 
     def _log(self, action: act.Log) -> None:
-        call = self.engine.calls.get(action.call_id)
-        context = {
-            "call_id": action.call_id,
-            "channel": call.channel_id if call else action.call_id,
-            "line": call.line.name if call else None,
-        }
+        # The caller's channel id is the call's id.
+        context = {"call_id": action.call_id, "channel": action.call_id, "line": action.line}
         getattr(log, action.level)(action.event, **context, **action.fields)
 
     # ------------------------------------------------------------ actions
@@ -148,8 +153,10 @@ class CallService:
         except AriError as error:
             if isinstance(action, _CLEANUP) and isinstance(error, AriNotFound):
                 return
-            target = getattr(action, "leg_id", None) or getattr(action, "channel_id", "")
-            log.debug("ari_action_failed", call_id=action.call_id, action=type(action).__name__, error=str(error))
+            target = str(getattr(action, "leg_id", None) or getattr(action, "channel_id", ""))
+            log.debug(
+                "ari_action_failed", call_id=action.call_id, action=type(action).__name__, error=str(error)
+            )
             self.feed(
                 ev.ActionFailed(
                     action.call_id,
@@ -226,7 +233,9 @@ class CallService:
                 continue
             if len(app_data) >= 3 and app_data[1] == "inbound":
                 log.warning("adopting_call", call_id=channel.id, channel=channel.id, dialed=app_data[2])
-                self.feed(ev.CallArrived(channel.id, channel.caller.number, channel.caller.name, app_data[2], now))
+                self.feed(
+                    ev.CallArrived(channel.id, channel.caller.number, channel.caller.name, app_data[2], now)
+                )
             else:
                 log.info("ending_orphan_channel", channel=channel.id)
                 await self._hangup_quietly(channel.id)
@@ -240,11 +249,11 @@ class CallService:
     def calls_in_progress(self) -> int:
         return len(self.engine.calls)
 
-    async def drain(self, timeout: float) -> None:
-        """Let calls in progress finish (SIGTERM), up to `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while self.engine.calls and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-        tasks = [w.task for w in self.workers.values()]
-        if tasks:
-            await asyncio.wait(tasks, timeout=max(0.1, deadline - time.monotonic()))
+    async def drain(self, grace_seconds: float) -> None:
+        """Let calls in progress finish (SIGTERM), for at most `grace_seconds`."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace_seconds):
+                await self.no_calls.wait()
+                tasks = [w.task for w in self.workers.values()]
+                if tasks:
+                    await asyncio.wait(tasks)

@@ -13,16 +13,18 @@ from pathlib import Path
 import aiohttp
 import structlog
 
+from callkeeper.api.server import start_api
 from callkeeper.ari.connection import AriConnection
 from callkeeper.ari.errors import AriAuthError
 from callkeeper.ari.rest import AriRestClient
 from callkeeper.calls import inputs as ev
-from callkeeper.calls.journey import classify
 from callkeeper.calls.engine import facts_from_steps
+from callkeeper.calls.journey import classify
 from callkeeper.config.loader import ConfigError, load_config
 from callkeeper.config.model import Config
 from callkeeper.records import now_utc
 from callkeeper.service.calls import CallService
+from callkeeper.service.control import LiveDaemon
 from callkeeper.service.records import RecordWriter
 from callkeeper.store.base import Store, open_store
 
@@ -50,6 +52,9 @@ class Daemon:
             on_ready=self._on_ready,
             session=self.session,
         )
+        self.control = LiveDaemon(
+            self.service, store, lambda: self.connection.ready, lambda: self.connection.reconnects
+        )
         self.first_ready = True
 
     async def _on_ready(self) -> None:
@@ -58,7 +63,9 @@ class Daemon:
         now = now_utc()
         for endpoint in await self.rest.list_endpoints():
             self.service.feed(
-                ev.EndpointStateChanged(f"{endpoint.technology}/{endpoint.resource}", endpoint.state == "online", now)
+                ev.EndpointStateChanged(
+                    f"{endpoint.technology}/{endpoint.resource}", endpoint.state == "online", now
+                )
             )
         await self.service.reconcile()
         if self.first_ready:
@@ -82,7 +89,9 @@ class Daemon:
                     end_observed=False,
                 )
             )
-            log.warning("call_end_not_observed", call_id=record.id, line=record.line, reason=verdict.reason.value)
+            log.warning(
+                "call_end_not_observed", call_id=record.id, line=record.line, reason=verdict.reason.value
+            )
 
     def reload(self) -> None:
         try:
@@ -100,6 +109,9 @@ class Daemon:
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         self.writer.start()
+        await self.control.restore()
+        api = await start_api(self.config.http, self.store, self.control)
+        log.info("api_listening", host=self.config.http.host, port=self.config.http.port)
         connection = asyncio.create_task(self.connection.run(), name="ari-connection")
         stop = asyncio.create_task(self.stopping.wait(), name="stop")
         try:
@@ -122,6 +134,7 @@ class Daemon:
             connection.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await connection
+            await api.cleanup()
             await self.writer.close()
             await self.store.close()
             await self.session.close()

@@ -54,15 +54,15 @@ class RecordWriter:
                     await asyncio.sleep(self.retry_seconds)
             self.idle.set()
 
-    async def flush(self, timeout: float = 10.0) -> bool:
+    async def flush(self, within_seconds: float = 10.0) -> bool:
         try:
-            await asyncio.wait_for(self.idle.wait(), timeout)
+            await asyncio.wait_for(self.idle.wait(), within_seconds)
         except TimeoutError:
             return False
         return True
 
-    async def close(self, timeout: float = 10.0) -> None:
-        await self.flush(timeout)
+    async def close(self, within_seconds: float = 10.0) -> None:
+        await self.flush(within_seconds)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

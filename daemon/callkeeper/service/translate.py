@@ -10,14 +10,17 @@ VOICEMAIL_EVENT = "CallkeeperVoicemail"
 
 
 def to_inputs(event: ari.AriEvent) -> tuple[ev.Input, ...]:
+    if isinstance(event, ari.UnknownEvent):
+        return ()
     at = event.timestamp
     match event:
         case ari.StasisStart(channel=channel, args=args) if len(args) >= 2 and args[0] == INBOUND:
             return (ev.CallArrived(channel.id, channel.caller.number, channel.caller.name, args[1], at),)
-        case ari.ChannelHangupRequest(channel=channel, cause=cause) | ari.ChannelDestroyed(
-            channel=channel, cause=cause
+        case (
+            ari.ChannelHangupRequest(channel=channel, cause=cause)
+            | ari.ChannelDestroyed(channel=channel, cause=cause)
         ):
-            return (ev.ChannelHungUp(channel.id, at, cause),)
+            return (ev.ChannelHungUp(channel.id, at, cause or 0),)
         case ari.StasisEnd(channel=channel):
             return (ev.ChannelHungUp(channel.id, at),)
         case ari.Dial(peer=peer, dialstatus=status) if status:
@@ -31,7 +34,11 @@ def to_inputs(event: ari.AriEvent) -> tuple[ev.Input, ...]:
         case ari.ChannelUserevent(eventname=name, channel=channel, userevent=fields) if (
             name == VOICEMAIL_EVENT and channel is not None
         ):
-            return (ev.VoicemailFinished(channel.id, str(fields.get("status", "")), _int(fields.get("seconds")), at),)
+            return (
+                ev.VoicemailFinished(
+                    channel.id, str(fields.get("status", "")), _int(fields.get("seconds")), at
+                ),
+            )
         case ari.EndpointStateChange(endpoint=endpoint):
             key = f"{endpoint.technology}/{endpoint.resource}"
             return (ev.EndpointStateChanged(key, endpoint.state == "online", at),)

@@ -1,0 +1,120 @@
+"""The live daemon as the HTTP API sees it: presence, line overrides, queues and metrics, read
+from the engine without I/O; changes go through the engine (in order with ARI events) and are
+kept in the store so a restart remembers them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+
+import structlog
+
+from callkeeper.api.metrics import MetricsSnapshot
+from callkeeper.api.server import QueuedCaller
+from callkeeper.calls import inputs as ev
+from callkeeper.calls.engine import Queued
+from callkeeper.calls.switchboard import endpoint_key
+from callkeeper.records import now_utc
+from callkeeper.service.calls import CallService
+from callkeeper.store.base import Store
+
+log = structlog.get_logger(__name__)
+
+AWAY_KEY = "presence.away"
+OVERRIDE_KEY = "line.override."
+
+
+class LiveDaemon:
+    def __init__(
+        self, service: CallService, store: Store, ari_ready: Callable[[], bool], reconnects: Callable[[], int]
+    ) -> None:
+        self.service = service
+        self.store = store
+        self._ari_ready = ari_ready
+        self._reconnects = reconnects
+        self._writes: set[asyncio.Task[None]] = set()
+
+    async def restore(self) -> None:
+        """Presence and overrides set through the API before a restart."""
+        away = await self.store.get_state(AWAY_KEY)
+        now = now_utc()
+        for user in filter(None, (away or "").split(",")):
+            self.service.feed(ev.PresenceChanged(user, True, now))
+        for line in self.line_names():
+            mode = await self.store.get_state(OVERRIDE_KEY + line)
+            if mode:
+                self.service.feed(ev.LineOverrideChanged(line, mode, now))
+
+    def _persist(self, key: str, value: str | None) -> None:
+        task = asyncio.create_task(self.store.set_state(key, value))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    def ari_ready(self) -> bool:
+        return self._ari_ready()
+
+    def config_loaded(self) -> bool:
+        return True
+
+    def user_names(self) -> Sequence[str]:
+        return list(self.service.engine.config.users)
+
+    def line_names(self) -> Sequence[str]:
+        return list(self.service.engine.config.lines)
+
+    def presence(self, user: str) -> str:
+        board = self.service.engine.board
+        if user in board.away:
+            return "away"
+        if user in board.talking:
+            return "busy"
+        found = self.service.engine.config.users.get(user)
+        if found is not None and endpoint_key(found.endpoint) in board.offline_endpoints:
+            return "offline"
+        return "available"
+
+    def set_presence(self, user: str, away: bool) -> None:
+        self.service.feed(ev.PresenceChanged(user, away, now_utc()))
+        self._persist(AWAY_KEY, ",".join(sorted(self.service.engine.board.away)) or None)
+
+    def line_override(self, line: str) -> str:
+        return self.service.engine.board.line_overrides.get(line, "auto")
+
+    def set_line_override(self, line: str, mode: str) -> None:
+        self.service.feed(ev.LineOverrideChanged(line, mode, now_utc()))
+        self._persist(OVERRIDE_KEY + line, None if mode == "auto" else mode)
+
+    def queues(self) -> Mapping[str, Sequence[QueuedCaller]]:
+        engine = self.service.engine
+        now = now_utc()
+        waiting: dict[str, list[QueuedCaller]] = {}
+        for group, call_ids in engine.board.queues.items():
+            for call_id in call_ids:
+                call = engine.calls.get(call_id)
+                if call is not None and isinstance(call.stage, Queued):
+                    seconds = (now - call.stage.since).total_seconds()
+                    waiting.setdefault(group, []).append(QueuedCaller(call_id, call.caller, seconds))
+        return waiting
+
+    def metrics(self) -> MetricsSnapshot:
+        service = self.service
+        users: dict[str, int] = {"available": 0, "busy": 0, "away": 0, "offline": 0}
+        for user in self.user_names():
+            users[self.presence(user)] += 1
+        queues = self.queues()
+        return MetricsSnapshot(
+            calls_total=dict(service.counters.verdicts),
+            calls_in_progress=len(service.engine.calls),
+            queue_waiting={group: len(callers) for group, callers in queues.items()},
+            queue_longest_wait_seconds={
+                group: max((c.waiting_seconds for c in callers), default=0.0)
+                for group, callers in queues.items()
+            },
+            users=users,
+            ari_connected=self._ari_ready(),
+            ari_reconnects_total=self._reconnects(),
+            event_lag_seconds=service.counters.event_lag.snapshot(),
+            outbox_failures_total=0,
+            texts_sent_total=0,
+            webhooks_sent_total=0,
+        )
