@@ -1,0 +1,363 @@
+"""Typed ARI REST calls over aiohttp. Credentials travel only in the Authorization header;
+every failure is one of the `errors` types."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Literal, Self
+from urllib.parse import quote
+
+import aiohttp
+
+from callkeeper.ari.errors import TRANSPORT_ERRORS, error_from_exception, error_from_response
+from callkeeper.ari.events import (
+    AsteriskInfo,
+    Bridge,
+    Channel,
+    Endpoint,
+    LiveRecording,
+    Playback,
+    parse_asterisk_info,
+    parse_bridge,
+    parse_channel,
+    parse_endpoint,
+    parse_playback,
+    parse_recording,
+)
+from callkeeper.config.model import AsteriskConfig
+
+BridgeType = Literal["mixing", "holding", "dtmf_events", "proxy_media", "video_sfu", "video_single"]
+Params = Mapping[str, str | int | float | None]
+
+
+def basic_auth_header(config: AsteriskConfig) -> dict[str, str]:
+    """The one place credentials are put on the wire (REST and the event websocket)."""
+    token = base64.b64encode(f"{config.username}:{config.password.value}".encode()).decode("ascii")
+    return {"Authorization": f"Basic {token}"}
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+class AriRestClient:
+    """One client per daemon. Pass a shared `session` or let the client own one (then call
+    `close()` or use `async with`)."""
+
+    def __init__(self, config: AsteriskConfig, session: aiohttp.ClientSession | None = None) -> None:
+        self._base = config.url.rstrip("/") + "/ari"
+        self._headers = basic_auth_header(config)
+        self._timeout = aiohttp.ClientTimeout(
+            total=config.request_timeout_seconds, sock_connect=config.connect_timeout_seconds
+        )
+        self._session = session
+        self._owns_session = session is None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _request(
+        self, method: str, path: str, params: Params | None = None, body: Mapping[str, Any] | None = None
+    ) -> Any:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        query = None if params is None else {k: str(v) for k, v in params.items() if v is not None}
+        try:
+            async with self._session.request(
+                method,
+                self._base + path,
+                params=query,
+                json=body,
+                headers=self._headers,
+                timeout=self._timeout,
+            ) as response:
+                content = await response.read()
+                if response.status >= 300:
+                    raise error_from_response(response.status, method, path, content, response.content_type)
+        except TRANSPORT_ERRORS as exc:
+            raise error_from_exception(exc, method, path) from exc
+        return json.loads(content) if content else None
+
+    # ---------------------------------------------------------------- asterisk
+
+    async def asterisk_info(self) -> AsteriskInfo:
+        return parse_asterisk_info(await self._request("GET", "/asterisk/info"))
+
+    # ---------------------------------------------------------------- channels
+
+    async def list_channels(self) -> list[Channel]:
+        return [parse_channel(item) for item in await self._request("GET", "/channels")]
+
+    async def get_channel(self, channel_id: str) -> Channel:
+        return parse_channel(await self._request("GET", f"/channels/{_segment(channel_id)}"))
+
+    async def answer(self, channel_id: str) -> None:
+        await self._request("POST", f"/channels/{_segment(channel_id)}/answer")
+
+    async def ring(self, channel_id: str) -> None:
+        await self._request("POST", f"/channels/{_segment(channel_id)}/ring")
+
+    async def stop_ring(self, channel_id: str) -> None:
+        await self._request("DELETE", f"/channels/{_segment(channel_id)}/ring")
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None:
+        """`reason`: normal, busy, congestion, no_answer, timeout, rejected, unallocated, ..."""
+        await self._request("DELETE", f"/channels/{_segment(channel_id)}", {"reason": reason})
+
+    async def continue_in_dialplan(
+        self,
+        channel_id: str,
+        context: str | None = None,
+        extension: str | None = None,
+        priority: int | None = None,
+        label: str | None = None,
+    ) -> None:
+        params = {"context": context, "extension": extension, "priority": priority, "label": label}
+        await self._request("POST", f"/channels/{_segment(channel_id)}/continue", params)
+
+    async def play(
+        self, channel_id: str, media: str | Sequence[str], playback_id: str | None = None
+    ) -> Playback:
+        """`media` like `sound:hello-world`; several are played one after the other."""
+        params = {"media": _media(media), "playbackId": playback_id}
+        return parse_playback(await self._request("POST", f"/channels/{_segment(channel_id)}/play", params))
+
+    async def play_on_bridge(
+        self, bridge_id: str, media: str | Sequence[str], playback_id: str | None = None
+    ) -> Playback:
+        params = {"media": _media(media), "playbackId": playback_id}
+        return parse_playback(await self._request("POST", f"/bridges/{_segment(bridge_id)}/play", params))
+
+    async def stop_playback(self, playback_id: str) -> None:
+        await self._request("DELETE", f"/playbacks/{_segment(playback_id)}")
+
+    async def start_moh(self, channel_id: str, moh_class: str | None = None) -> None:
+        await self._request("POST", f"/channels/{_segment(channel_id)}/moh", {"mohClass": moh_class})
+
+    async def stop_moh(self, channel_id: str) -> None:
+        await self._request("DELETE", f"/channels/{_segment(channel_id)}/moh")
+
+    async def send_dtmf(
+        self, channel_id: str, dtmf: str, between_ms: int | None = None, duration_ms: int | None = None
+    ) -> None:
+        params = {"dtmf": dtmf, "between": between_ms, "duration": duration_ms}
+        await self._request("POST", f"/channels/{_segment(channel_id)}/dtmf", params)
+
+    async def get_variable(self, channel_id: str, name: str) -> str:
+        """Raises AriNotFound for a gone channel and for an unset variable alike."""
+        reply = await self._request("GET", f"/channels/{_segment(channel_id)}/variable", {"variable": name})
+        return str(reply["value"])
+
+    async def set_variable(self, channel_id: str, name: str, value: str) -> None:
+        params = {"variable": name, "value": value}
+        await self._request("POST", f"/channels/{_segment(channel_id)}/variable", params)
+
+    async def create_channel(
+        self,
+        endpoint: str,
+        app: str,
+        app_args: str = "",
+        *,
+        channel_id: str | None = None,
+        other_channel_id: str | None = None,
+        originator: str | None = None,
+        variables: Mapping[str, str] | None = None,
+    ) -> Channel:
+        """The channel enters `app` at once (StasisStart, state Down); `dial()` makes it ring.
+        `app_args` is comma-separated, as Stasis() receives them."""
+        params = {
+            "endpoint": endpoint,
+            "app": app,
+            "appArgs": app_args or None,
+            "channelId": channel_id,
+            "otherChannelId": other_channel_id,
+            "originator": originator,
+        }
+        body = {"variables": dict(variables)} if variables else None
+        return parse_channel(await self._request("POST", "/channels/create", params, body))
+
+    async def dial(
+        self,
+        channel_id: str,
+        caller: str | None = None,
+        timeout: int | None = None,  # noqa: ASYNC109 - Asterisk's ring time, not a client timeout
+    ) -> None:
+        """When `timeout` (seconds) expires Asterisk hangs the channel up (cause 19)."""
+        params = {"caller": caller, "timeout": timeout}
+        await self._request("POST", f"/channels/{_segment(channel_id)}/dial", params)
+
+    async def originate(
+        self,
+        endpoint: str,
+        *,
+        channel_id: str | None = None,
+        other_channel_id: str | None = None,
+        app: str | None = None,
+        app_args: str = "",
+        context: str | None = None,
+        extension: str | None = None,
+        priority: int | None = None,
+        label: str | None = None,
+        caller_id: str | None = None,
+        timeout: int | None = None,  # noqa: ASYNC109 - Asterisk's ring time, not a client timeout
+        originator: str | None = None,
+        variables: Mapping[str, str] | None = None,
+    ) -> Channel:
+        """Either `app` (the channel enters Stasis once answered) or a dialplan location."""
+        if (app is None) == (context is None and extension is None):
+            raise ValueError("originate needs either app or context/extension, not both")
+        params = {
+            "endpoint": endpoint,
+            "channelId": channel_id,
+            "otherChannelId": other_channel_id,
+            "app": app,
+            "appArgs": app_args or None,
+            "context": context,
+            "extension": extension,
+            "priority": priority,
+            "label": label,
+            "callerId": caller_id,
+            "timeout": timeout,
+            "originator": originator,
+        }
+        body = {"variables": dict(variables)} if variables else None
+        return parse_channel(await self._request("POST", "/channels", params, body))
+
+    async def record_channel(
+        self,
+        channel_id: str,
+        name: str,
+        *,
+        format: str = "wav",
+        max_duration_seconds: int | None = None,
+        max_silence_seconds: int | None = None,
+        if_exists: Literal["fail", "overwrite", "append"] = "fail",
+        beep: bool = False,
+    ) -> LiveRecording:
+        """Fails (RecordingFailed) while the channel is in a bridge: record the bridge then."""
+        params = _recording(
+            name=name,
+            format=format,
+            max_duration_seconds=max_duration_seconds,
+            max_silence_seconds=max_silence_seconds,
+            if_exists=if_exists,
+            beep=beep,
+        )
+        return parse_recording(
+            await self._request("POST", f"/channels/{_segment(channel_id)}/record", params)
+        )
+
+    async def record_bridge(
+        self,
+        bridge_id: str,
+        name: str,
+        *,
+        format: str = "wav",
+        max_duration_seconds: int | None = None,
+        max_silence_seconds: int | None = None,
+        if_exists: Literal["fail", "overwrite", "append"] = "fail",
+        beep: bool = False,
+    ) -> LiveRecording:
+        params = _recording(
+            name=name,
+            format=format,
+            max_duration_seconds=max_duration_seconds,
+            max_silence_seconds=max_silence_seconds,
+            if_exists=if_exists,
+            beep=beep,
+        )
+        return parse_recording(await self._request("POST", f"/bridges/{_segment(bridge_id)}/record", params))
+
+    async def stop_recording(self, name: str) -> None:
+        await self._request("POST", f"/recordings/live/{_segment(name)}/stop")
+
+    # ---------------------------------------------------------------- bridges
+
+    async def create_bridge(
+        self, bridge_id: str | None = None, type: BridgeType = "mixing", name: str | None = None
+    ) -> Bridge:
+        params = {"bridgeId": bridge_id, "type": type, "name": name}
+        return parse_bridge(await self._request("POST", "/bridges", params))
+
+    async def list_bridges(self) -> list[Bridge]:
+        return [parse_bridge(item) for item in await self._request("GET", "/bridges")]
+
+    async def get_bridge(self, bridge_id: str) -> Bridge:
+        return parse_bridge(await self._request("GET", f"/bridges/{_segment(bridge_id)}"))
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        await self._request("DELETE", f"/bridges/{_segment(bridge_id)}")
+
+    async def add_channel(self, bridge_id: str, channel_id: str, role: str | None = None) -> None:
+        """A gone channel answers 400 "Channel not found" here (not 404); a gone bridge 404."""
+        params = {"channel": channel_id, "role": role}
+        await self._request("POST", f"/bridges/{_segment(bridge_id)}/addChannel", params)
+
+    async def remove_channel(self, bridge_id: str, channel_id: str) -> None:
+        params = {"channel": channel_id}
+        await self._request("POST", f"/bridges/{_segment(bridge_id)}/removeChannel", params)
+
+    async def start_bridge_moh(self, bridge_id: str, moh_class: str | None = None) -> None:
+        await self._request("POST", f"/bridges/{_segment(bridge_id)}/moh", {"mohClass": moh_class})
+
+    async def stop_bridge_moh(self, bridge_id: str) -> None:
+        await self._request("DELETE", f"/bridges/{_segment(bridge_id)}/moh")
+
+    # ---------------------------------------------------------------- endpoints, apps
+
+    async def list_endpoints(self) -> list[Endpoint]:
+        return [parse_endpoint(item) for item in await self._request("GET", "/endpoints")]
+
+    async def get_endpoint(self, technology: str, resource: str) -> Endpoint:
+        path = f"/endpoints/{_segment(technology)}/{_segment(resource)}"
+        return parse_endpoint(await self._request("GET", path))
+
+    async def send_message(
+        self, to: str, from_: str, body: str, variables: Mapping[str, str] | None = None
+    ) -> None:
+        """An out-of-call text message, e.g. `to="pjsip:alice"` (SIP MESSAGE)."""
+        params = {"to": to, "from": from_, "body": body}
+        payload = {"variables": dict(variables)} if variables else None
+        await self._request("PUT", "/endpoints/sendMessage", params, payload)
+
+    async def subscribe(self, app: str, event_source: str) -> None:
+        """`event_source` like `channel:<id>`, `bridge:<id>`, `endpoint:PJSIP/alice`, `endpoint:PJSIP`."""
+        await self._request(
+            "POST", f"/applications/{_segment(app)}/subscription", {"eventSource": event_source}
+        )
+
+
+def _media(media: str | Sequence[str]) -> str:
+    return media if isinstance(media, str) else ",".join(media)
+
+
+def _recording(
+    *,
+    name: str,
+    format: str,
+    max_duration_seconds: int | None,
+    max_silence_seconds: int | None,
+    if_exists: str,
+    beep: bool,
+) -> Params:
+    return {
+        "name": name,
+        "format": format,
+        "maxDurationSeconds": max_duration_seconds,
+        "maxSilenceSeconds": max_silence_seconds,
+        "ifExists": if_exists,
+        "beep": "true" if beep else "false",
+    }

@@ -1,0 +1,482 @@
+"""Our ARI client against a real Asterisk 22: typed events in order, REST calls, typed errors,
+reconnects. Every test uses its own Stasis app and channel ids, so tests (and other users of
+the same Asterisk) do not see each other's calls."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
+from uuid import uuid4
+
+import pytest
+
+from callkeeper.ari import events as ari
+from callkeeper.ari.backoff import ExponentialBackoff
+from callkeeper.ari.connection import AriConnection, ConnectionState
+from callkeeper.ari.errors import AriAuthError, AriConflict, AriError, AriNotFound
+from callkeeper.ari.rest import AriRestClient
+from callkeeper.config.model import AsteriskConfig, Secret
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def config() -> AsteriskConfig:
+    """The Asterisk from `asterisk-up` (its ARI_URL ends in /ari; our config URL does not)."""
+    url = os.environ.get("ARI_URL", "http://127.0.0.1:8088/ari").rstrip("/").removesuffix("/ari")
+    return AsteriskConfig(
+        url=url,
+        username=os.environ.get("ARI_USER", "ari"),
+        password=Secret(os.environ.get("ARI_PASSWORD", "ari")),
+        app=f"ck-ari-test-{uuid4().hex[:8]}",
+        connect_timeout_seconds=2.0,
+        request_timeout_seconds=5.0,
+    )
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid4().hex[:10]}"
+
+
+class EventLog:
+    def __init__(self) -> None:
+        self.events: list[ari.AriEvent] = []
+        self._arrived = asyncio.Event()
+
+    def __call__(self, event: ari.AriEvent) -> None:
+        self.events.append(event)
+        self._arrived.set()
+
+    async def wait_for(self, match: Callable[[ari.AriEvent], bool], seconds: float = 15.0) -> ari.AriEvent:
+        async with asyncio.timeout(seconds):
+            while True:
+                for event in self.events:
+                    if match(event):
+                        return event
+                self._arrived.clear()
+                await self._arrived.wait()
+
+
+def channel_of(event: ari.AriEvent) -> str | None:
+    match event:
+        case ari.Dial(peer=channel):
+            return channel.id
+        case (
+            ari.StasisStart(channel=channel)
+            | ari.StasisEnd(channel=channel)
+            | ari.ChannelStateChange(channel=channel)
+            | ari.ChannelDestroyed(channel=channel)
+            | ari.ChannelHangupRequest(channel=channel)
+            | ari.ChannelDtmfReceived(channel=channel)
+            | ari.ChannelEnteredBridge(channel=channel)
+            | ari.ChannelLeftBridge(channel=channel)
+        ):
+            return channel.id
+    return None
+
+
+def is_(
+    kind: type[ari.AriEvent], channel_id: str | None = None, **fields: object
+) -> Callable[[ari.AriEvent], bool]:
+    def match(event: ari.AriEvent) -> bool:
+        if not isinstance(event, kind):
+            return False
+        if channel_id is not None and channel_of(event) != channel_id:
+            return False
+        return all(getattr(event, name) == value for name, value in fields.items())
+
+    return match
+
+
+@dataclass
+class Session:
+    connection: AriConnection
+    log: EventLog
+    rest: AriRestClient
+    app: str
+
+    async def answered_leg(self, endpoint: str = "Local/1@sim-answer") -> str:
+        """A channel of our app, dialled and answered (sim-answer rings 1 s first)."""
+        leg = unique("leg")
+        await self.rest.create_channel(endpoint, self.app, "leg,test", channel_id=leg)
+        await self.dial_when_started(leg)
+        await self.log.wait_for(is_(ari.Dial, leg, dialstatus="ANSWER"))
+        return leg
+
+    async def dial_when_started(self, leg: str) -> None:
+        # create_channel answers before the channel is really in Stasis: a dial sent at once
+        # sometimes gets 409 "Channel not in Stasis application". StasisStart is the go.
+        await self.log.wait_for(is_(ari.StasisStart, leg))
+        await self.rest.dial(leg, timeout=10)
+
+
+@contextlib.asynccontextmanager
+async def connected(config: AsteriskConfig) -> AsyncIterator[Session]:
+    log = EventLog()
+    connection = AriConnection(config, on_event=log)
+    runner = asyncio.create_task(connection.run())
+    async with AriRestClient(config) as rest:
+        try:
+            async with asyncio.timeout(10):
+                await connection.wait_ready()
+            yield Session(connection, log, rest, config.app)
+        finally:
+            for channel in await rest.list_channels():
+                if channel.dialplan.app_data.startswith(config.app):
+                    with contextlib.suppress(AriNotFound):
+                        await rest.hangup(channel.id)
+            await connection.close()
+            await runner
+
+
+async def test_created_channel_rings_answers_plays_and_hangs_up(config: AsteriskConfig) -> None:
+    async with connected(config) as session:
+        rest, log, leg = session.rest, session.log, unique("leg")
+
+        created = await rest.create_channel(
+            "Local/1@sim-answer", config.app, "leg,call-1", channel_id=leg, variables={"CK_TEST": "yes"}
+        )
+        await session.dial_when_started(leg)
+        await log.wait_for(is_(ari.Dial, leg, dialstatus="ANSWER"))
+
+        assert created.id == leg
+        assert created.state == "Down"
+        flow = [
+            (event.type, event.channel.state if not isinstance(event, ari.Dial) else event.dialstatus)
+            for event in log.events
+            if isinstance(event, ari.StasisStart | ari.ChannelStateChange | ari.Dial)
+            and channel_of(event) == leg
+        ]
+        assert flow[0] == ("StasisStart", "Down")
+        # Asterisk publishes these three on different paths: their order varies from call to call.
+        assert sorted(flow[1:4]) == [("ChannelStateChange", "Ringing"), ("Dial", ""), ("Dial", "RINGING")]
+        assert flow[4:] == [("ChannelStateChange", "Up"), ("Dial", "ANSWER")]
+        start = await log.wait_for(is_(ari.StasisStart, leg))
+        assert isinstance(start, ari.StasisStart)
+        assert start.args == ("leg", "call-1")
+        assert start.application == config.app
+        assert start.timestamp.tzinfo is not None
+        stamps = [event.timestamp for event in log.events if not isinstance(event, ari.UnknownEvent)]
+        assert stamps == sorted(stamps)
+        assert await rest.get_variable(leg, "CK_TEST") == "yes"
+
+        playback_id = unique("pb")
+        playback = await rest.play(leg, "sound:hello-world", playback_id)
+        finished = await log.wait_for(
+            lambda e: isinstance(e, ari.PlaybackFinished) and e.playback.id == playback_id
+        )
+
+        assert playback.id == playback_id
+        assert playback.target_uri == f"channel:{leg}"
+        assert isinstance(finished, ari.PlaybackFinished)
+        assert finished.playback.state == "done"
+        assert any(isinstance(e, ari.PlaybackStarted) and e.playback.id == playback_id for e in log.events)
+
+        await rest.hangup(leg)
+        destroyed = await log.wait_for(is_(ari.ChannelDestroyed, leg))
+
+        assert isinstance(destroyed, ari.ChannelDestroyed)
+        assert destroyed.cause == 16
+        assert any(is_(ari.StasisEnd, leg)(e) for e in log.events)
+        with pytest.raises(AriNotFound, match="Channel not found"):
+            await rest.hangup(leg)
+        with pytest.raises(AriNotFound):
+            await rest.get_channel(leg)
+        with pytest.raises(AriNotFound):
+            await rest.play(leg, "sound:beep")
+
+
+async def test_channel_calls_on_an_answered_channel(config: AsteriskConfig) -> None:
+    async with connected(config) as session:
+        rest = session.rest
+        leg = await session.answered_leg()
+
+        assert (await rest.get_channel(leg)).state == "Up"
+        assert leg in {channel.id for channel in await rest.list_channels()}
+        await rest.set_variable(leg, "CK_COLOR", "blue")
+        assert await rest.get_variable(leg, "CK_COLOR") == "blue"
+        with pytest.raises(AriNotFound, match="variable was not found"):
+            await rest.get_variable(leg, "CK_NEVER_SET")
+        await rest.answer(leg)
+        await rest.ring(leg)
+        await rest.stop_ring(leg)
+        await rest.start_moh(leg, "default")
+        await rest.stop_moh(leg)
+        await rest.send_dtmf(leg, "12", duration_ms=100)
+        playback_id = unique("pb")
+        await rest.play(leg, ["sound:beep", "sound:beep"], playback_id)
+        await rest.stop_playback(playback_id)
+        await session.log.wait_for(
+            lambda e: isinstance(e, ari.PlaybackFinished) and e.playback.id == playback_id
+        )
+
+        await rest.continue_in_dialplan(leg, "sim-hangup", "1", 1)
+        await session.log.wait_for(is_(ari.StasisEnd, leg))
+
+        with pytest.raises(AriConflict, match="not in Stasis"):
+            await rest.continue_in_dialplan(leg, "sim-hangup", "1", 1)
+
+
+async def test_dtmf_arrives_as_typed_events(config: AsteriskConfig) -> None:
+    async with connected(config) as session:
+        leg = await session.answered_leg("Local/159@sim-dtmf")
+        await session.log.wait_for(is_(ari.ChannelDtmfReceived, leg, digit="9"))
+
+        digits = [e for e in session.log.events if isinstance(e, ari.ChannelDtmfReceived)]
+        assert [e.digit for e in digits] == ["1", "5", "9"]
+        assert all(e.duration_ms > 0 and e.channel.id == leg for e in digits)
+
+
+async def test_bridge_life_cycle(config: AsteriskConfig) -> None:
+    async with connected(config) as session:
+        rest, log = session.rest, session.log
+        leg = await session.answered_leg()
+        bridge_id = unique("br")
+
+        bridge = await rest.create_bridge(bridge_id, "mixing", name="test bridge")
+        # Without a subscription the app hears of the bridge only through its channels:
+        # no BridgeDestroyed.
+        await rest.subscribe(config.app, f"bridge:{bridge_id}")
+        await rest.add_channel(bridge_id, leg)
+        entered = await log.wait_for(is_(ari.ChannelEnteredBridge, leg))
+
+        assert bridge == ari.Bridge(bridge_id, bridge.technology, "mixing", "test bridge", ())
+        assert isinstance(entered, ari.ChannelEnteredBridge)
+        assert entered.bridge.id == bridge_id
+        assert entered.bridge.channels == (leg,)
+        assert (await rest.get_bridge(bridge_id)).channels == (leg,)
+        assert bridge_id in {b.id for b in await rest.list_bridges()}
+
+        playback_id = unique("pb")
+        await rest.play_on_bridge(bridge_id, "sound:beep", playback_id)
+        finished = await log.wait_for(
+            lambda e: isinstance(e, ari.PlaybackFinished) and e.playback.id == playback_id
+        )
+        assert isinstance(finished, ari.PlaybackFinished)
+        assert finished.playback.target_uri == f"bridge:{bridge_id}"
+        await rest.start_bridge_moh(bridge_id, "default")
+        await rest.stop_bridge_moh(bridge_id)
+
+        recording = await rest.record_bridge(bridge_id, unique("rec"), max_duration_seconds=1)
+        done = await log.wait_for(
+            lambda e: isinstance(e, ari.RecordingFinished) and e.recording.name == recording.name
+        )
+        assert isinstance(done, ari.RecordingFinished)
+        assert done.recording.target_uri == f"bridge:{bridge_id}"
+
+        await rest.remove_channel(bridge_id, leg)
+        await log.wait_for(is_(ari.ChannelLeftBridge, leg))
+        await rest.destroy_bridge(bridge_id)
+        destroyed = await log.wait_for(
+            lambda e: isinstance(e, ari.BridgeDestroyed) and e.bridge.id == bridge_id
+        )
+
+        assert isinstance(destroyed, ari.BridgeDestroyed)
+        with pytest.raises(AriNotFound, match="Bridge not found"):
+            await rest.destroy_bridge(bridge_id)
+        with pytest.raises(AriNotFound):
+            await rest.add_channel(bridge_id, leg)
+
+
+async def test_originate_enters_the_app_once_answered(config: AsteriskConfig) -> None:
+    async with connected(config) as session:
+        leg = unique("orig")
+
+        channel = await session.rest.originate(
+            "Local/1@sim-answer",
+            channel_id=leg,
+            app=config.app,
+            app_args="orig,7",
+            caller_id='"Bob" <123>',
+            timeout=10,
+            variables={"CK_TEST": "orig"},
+        )
+        start = await session.log.wait_for(is_(ari.StasisStart, leg))
+
+        assert channel.caller == ari.CallerId("Bob", "123")
+        assert isinstance(start, ari.StasisStart)
+        assert start.args == ("orig", "7")
+        assert start.channel.state == "Up"
+        # Before answer the channel is not in Stasis yet, but its Dial events reach the app.
+        dials = [e.dialstatus for e in session.log.events if isinstance(e, ari.Dial) and e.peer.id == leg]
+        assert dials[-1] == "ANSWER"
+
+
+async def test_info_endpoints_subscription_and_message(config: AsteriskConfig) -> None:
+    async with connected(config) as session:
+        rest = session.rest
+
+        info = await rest.asterisk_info()
+        endpoints = await rest.list_endpoints()
+        peer = await rest.get_endpoint("PJSIP", "local-peer")
+        await rest.subscribe(config.app, "endpoint:PJSIP/local-peer")
+        await rest.send_message(
+            "pjsip:local-peer", "sip:callkeeper@127.0.0.1", "test message", {"X-Test": "1"}
+        )
+
+        assert info.version.startswith("22.")
+        assert info.startup_time is not None
+        assert any(e.technology == "PJSIP" and e.resource == "local-peer" for e in endpoints)
+        assert (peer.technology, peer.resource) == ("PJSIP", "local-peer")
+        with pytest.raises(AriNotFound, match="Endpoint not found"):
+            await rest.get_endpoint("PJSIP", unique("nobody"))
+
+
+async def test_wrong_password_stops_the_connection(config: AsteriskConfig) -> None:
+    connection = AriConnection(replace(config, password=Secret("definitely-wrong")), on_event=EventLog())
+
+    async with asyncio.timeout(10):
+        with pytest.raises(AriAuthError, match=f"ARI rejected user '{config.username}'"):
+            await connection.run()
+    assert connection.state is ConnectionState.FATAL
+
+
+async def test_second_client_on_the_same_app_replaces_the_first(config: AsteriskConfig) -> None:
+    log = EventLog()
+    first = AriConnection(config, on_event=log)
+    first_run = asyncio.create_task(first.run())
+    async with asyncio.timeout(10):
+        await first.wait_ready()
+    second = AriConnection(config, on_event=EventLog())
+    second_run = asyncio.create_task(second.run())
+    async with asyncio.timeout(10):
+        await second.wait_ready()
+
+    with pytest.raises(AriConflict, match="another ARI client"):
+        async with asyncio.timeout(10):
+            await first_run
+
+    assert isinstance(log.events[-1], ari.ApplicationReplaced)
+    assert first.state is ConnectionState.FATAL
+    assert second.ready
+    await second.close()
+    await second_run
+
+
+async def test_keepalive_pings_are_answered(config: AsteriskConfig) -> None:
+    connection = AriConnection(config, on_event=EventLog(), ping_interval_seconds=0.2)
+    runner = asyncio.create_task(connection.run())
+    async with asyncio.timeout(10):
+        await connection.wait_ready()
+
+    await asyncio.sleep(1.5)
+
+    assert connection.ready
+    assert connection.reconnects == 0
+    await connection.close()
+    await runner
+
+
+class TcpProxy:
+    """Forwards a local port to Asterisk. `stop()` cuts every connection and refuses new ones,
+    which is what the daemon sees when Asterisk stops; `start()` is Asterisk coming back."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for pipe in self._pipes:
+            pipe.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        try:
+            asterisk_reader, asterisk_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            client_writer.close()
+            return
+        for reader, writer in ((client_reader, asterisk_writer), (asterisk_reader, client_writer)):
+            pipe = asyncio.create_task(self._pipe(reader, writer))
+            self._pipes.add(pipe)
+            pipe.add_done_callback(self._pipes.discard)
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+
+async def test_reconnects_after_asterisk_went_away(config: AsteriskConfig) -> None:
+    target = urlsplit(config.url)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 8088)
+    await proxy.start()
+    via_proxy = replace(config, url=f"http://127.0.0.1:{proxy.port}")
+    log = EventLog()
+    calls: list[str] = []
+
+    async def on_ready() -> None:
+        calls.append("ready")
+
+    connection = AriConnection(
+        via_proxy,
+        on_event=log,
+        on_ready=on_ready,
+        on_disconnected=lambda: calls.append("disconnected"),
+        backoff=ExponentialBackoff(initial=0.1, maximum=0.5, seed=7),
+    )
+    runner = asyncio.create_task(connection.run())
+    async with asyncio.timeout(10):
+        await connection.wait_ready()
+
+    await proxy.stop()
+    await asyncio.sleep(1.0)
+    down_state = connection.state
+    await proxy.start()
+    async with asyncio.timeout(10):
+        await connection.wait_ready()
+
+    assert down_state in {ConnectionState.DISCONNECTED, ConnectionState.CONNECTING}
+    assert connection.reconnects == 1
+    assert calls == ["ready", "disconnected", "ready"]
+    # The new socket carries events of the app again.
+    async with AriRestClient(config) as rest:
+        leg = unique("leg")
+        await rest.create_channel("Local/1@sim-answer", config.app, "after,reconnect", channel_id=leg)
+        start = await log.wait_for(is_(ari.StasisStart, leg))
+        await rest.hangup(leg)
+    assert isinstance(start, ari.StasisStart)
+    assert start.args == ("after", "reconnect")
+
+    await connection.close()
+    await runner
+    await proxy.stop()
+
+
+async def test_typed_errors_for_gone_things(config: AsteriskConfig) -> None:
+    async with AriRestClient(config) as rest:
+        gone = unique("gone")
+        failures: list[AriError] = []
+        for call in (
+            lambda: rest.get_channel(gone),
+            lambda: rest.hangup(gone),
+            lambda: rest.answer(gone),
+            lambda: rest.get_bridge(gone),
+            lambda: rest.stop_playback(gone),
+            lambda: rest.dial(gone),
+        ):
+            with pytest.raises(AriNotFound) as caught:
+                await call()
+            failures.append(caught.value)
+
+    assert {failure.status for failure in failures} == {404}
+    assert all(gone in failure.path for failure in failures)
