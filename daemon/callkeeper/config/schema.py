@@ -1,0 +1,541 @@
+"""The shape of callkeeper.yaml, written once.
+
+`config.loader` checks a file against `FILE` (keys, types, required keys, formats) before it checks
+meaning; `json_schema()` renders the same shape as a JSON Schema (draft 2020-12) for editors. The
+committed `callkeeper.schema.json` next to this module is regenerated with
+`python -m callkeeper.config.schema`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from callkeeper.config import model
+
+SCHEMA_PATH = Path(__file__).with_name("callkeeper.schema.json")
+
+# Formats, as regular expressions that both Python and ECMA-262 read the same way (full match).
+NAME = r"[A-Za-z0-9][A-Za-z0-9_-]*"
+E164 = r"\+[1-9][0-9]{1,14}"
+NUMBER = rf"{E164}|[0-9]+"
+HHMM = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]"
+TIME_RANGE = rf"{HHMM}-(?:{HHMM}|24:00)"
+DAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY = "|".join(DAY_KEYS)
+DAYS = rf"(?:{DAY})(?:-(?:{DAY}))?|daily"
+DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+DTMF = r"[0-9*#]"
+DESTINATION = rf"voicemail|dead_end|(?:ivr|ring_group|user|line):{NAME}|external:\+[0-9]+"
+MEDIA = r"(?:sound|recording|number|digits|characters|tone):\S+"
+URL = r"https?://\S+"
+LISTEN = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}"
+ENDPOINT = r"[A-Za-z][A-Za-z0-9_]*/\S+"
+MAILBOX = r"[^@\s]+(?:@[^@\s]+)?"
+REGION = r"[A-Z]{2}"
+ENV_REFERENCE = r"\$\{[A-Za-z_][A-Za-z0-9_]*\}"
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A string, after `${NAME}` substitution. `expect` says in words what `pattern` wants."""
+
+    pattern: str | None = None
+    expect: str = ""
+    choices: tuple[str, ...] = ()
+    secret: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Integer:
+    minimum: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Number:
+    """A positive number of seconds (an integer is fine)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ListOf:
+    item: Shape
+    min_items: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MapOf:
+    """A mapping whose keys are chosen by the operator (names, days, DTMF keys)."""
+
+    value: Shape
+    key: Text = Text(NAME, "a name of letters, digits, '-' and '_'")
+    min_items: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """A key of an `Obj`. A `secret` text may instead be given as `<name>_file: PATH`."""
+
+    name: str
+    shape: Shape
+    required: bool = False
+    default: Any = None
+    doc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Obj:
+    """A mapping with fixed keys; exactly one key of `one_of` must be present when it is not empty."""
+
+    fields: tuple[Field, ...]
+    doc: str = ""
+    one_of: tuple[str, ...] = ()
+
+    def defaults(self) -> dict[str, Any]:
+        """The object an absent key of this shape stands for."""
+        return {f.name: f.default for f in self.fields if f.default is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class Tagged:
+    """An `Obj` chosen by the value of its `tag` key."""
+
+    tag: str
+    variants: Mapping[str, Obj]
+
+
+Shape = Text | Integer | Number | Flag | ListOf | MapOf | Obj | Tagged
+
+
+def _default(cls: type[Any], name: str) -> Any:
+    """The model's default for `cls.name`, written as it would be in the file."""
+    found = next(f for f in dataclasses.fields(cls) if f.name == name)
+    assert found.default is not dataclasses.MISSING, name
+    return _as_file_value(found.default)
+
+
+def _as_file_value(value: object) -> object:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, model.Destination):
+        return str(value)
+    if isinstance(value, frozenset):
+        return sorted(value)
+    return value
+
+
+def _choices(enum_type: type[enum.StrEnum]) -> tuple[str, ...]:
+    return tuple(member.value for member in enum_type)
+
+
+DESTINATION_TEXT = Text(
+    DESTINATION,
+    "a destination: ivr:NAME, ring_group:NAME, user:NAME, line:NAME, external:+E164, voicemail or dead_end",
+)
+MEDIA_TEXT = Text(MEDIA, "a sound to play, like sound:NAME")
+NAME_TEXT = Text(NAME, "a name of letters, digits, '-' and '_'")
+SECONDS = Integer(minimum=1)
+
+ASTERISK = Obj(
+    (
+        Field(
+            "url",
+            Text(URL, "an http:// or https:// URL"),
+            default="http://127.0.0.1:8088",
+            doc="Asterisk's HTTP server (ARI).",
+        ),
+        Field("username", Text(), default="callkeeper", doc="ARI user (ari.conf)."),
+        Field("password", Text(secret=True), required=True, doc="ARI password."),
+        Field(
+            "app",
+            NAME_TEXT,
+            default=_default(model.AsteriskConfig, "app"),
+            doc="The Stasis application the dialplan sends calls to.",
+        ),
+        Field(
+            "outbound_dial",
+            Text(),
+            doc="Dial string for external numbers, with {number}, like "
+            "PJSIP/{number}@trunk. Required when any external destination or backup number is used.",
+        ),
+        Field(
+            "connect_timeout_seconds",
+            Number(),
+            default=_default(model.AsteriskConfig, "connect_timeout_seconds"),
+        ),
+        Field(
+            "request_timeout_seconds",
+            Number(),
+            default=_default(model.AsteriskConfig, "request_timeout_seconds"),
+        ),
+    ),
+    doc="How to reach Asterisk's REST interface.",
+)
+
+HTTP = Obj(
+    (
+        Field(
+            "listen",
+            Text(LISTEN, "HOST:PORT or [IPv6]:PORT"),
+            default=f"{_default(model.HttpConfig, 'host')}:{_default(model.HttpConfig, 'port')}",
+            doc="Address of the API; anything but loopback requires a token.",
+        ),
+        Field("token", Text(secret=True), doc="Bearer token required by the API."),
+    ),
+    doc="The HTTP API and metrics.",
+)
+
+USER = Obj(
+    (
+        Field("endpoint", Text(ENDPOINT, "a channel endpoint like PJSIP/alice"), required=True),
+        Field(
+            "backup_number",
+            Text(E164, "an E.164 number like +12125550100"),
+            doc="Dialed out (through outbound_dial) when the endpoint is unreachable.",
+        ),
+    ),
+)
+
+QUEUE = Obj(
+    (
+        Field("max_wait_seconds", SECONDS, default=_default(model.QueueConfig, "max_wait_seconds")),
+        Field("music_class", Text(), default=_default(model.QueueConfig, "music_class")),
+        Field("announce_position_seconds", SECONDS, doc="Tell callers their position this often."),
+    ),
+    doc="Callers wait here while every member is busy.",
+)
+
+RING_GROUP = Obj(
+    (
+        Field(
+            "strategy", Text(choices=_choices(model.Strategy)), default=_default(model.RingGroup, "strategy")
+        ),
+        Field(
+            "ring_seconds",
+            SECONDS,
+            default=_default(model.RingGroup, "ring_seconds"),
+            doc="How long each layer (or member, when sequential) rings.",
+        ),
+        Field("members", ListOf(NAME_TEXT, min_items=1), doc="Users, as a single layer."),
+        Field(
+            "layers",
+            ListOf(ListOf(NAME_TEXT, min_items=1), min_items=1),
+            doc="Users in layers rung one after another.",
+        ),
+        Field("fishing_mode", Flag(), default=_default(model.RingGroup, "fishing_mode")),
+        Field("queue", QUEUE),
+    ),
+    one_of=("members", "layers"),
+)
+
+IVR = Obj(
+    (
+        Field("prompt", MEDIA_TEXT, required=True),
+        Field("timeout_seconds", SECONDS, default=_default(model.Ivr, "timeout_seconds")),
+        Field("attempts", SECONDS, default=_default(model.Ivr, "attempts")),
+        Field(
+            "options",
+            MapOf(DESTINATION_TEXT, key=Text(DTMF, "a single DTMF key 0-9, * or #"), min_items=1),
+            required=True,
+            doc="DTMF key to destination.",
+        ),
+        Field("no_input", DESTINATION_TEXT, doc="Where to go after the last attempt without input."),
+        Field("invalid", DESTINATION_TEXT, doc="Where to go after the last invalid key."),
+        Field("invalid_prompt", MEDIA_TEXT, default=_default(model.Ivr, "invalid_prompt")),
+    ),
+)
+
+MISSED_CALLS = Obj(
+    (
+        Field(
+            "action",
+            DESTINATION_TEXT,
+            default=_default(model.MissedCalls, "action"),
+            doc="voicemail, line:NAME or external:+E164.",
+        ),
+        Field("mailbox", Text(MAILBOX, "a mailbox like 1000@default"), doc="Default: LINE@default."),
+        Field("press_1_for_voicemail", Flag(), default=_default(model.MissedCalls, "press_1_for_voicemail")),
+        Field("press_1_prompt", MEDIA_TEXT, default=_default(model.MissedCalls, "press_1_prompt")),
+        Field(
+            "press_1_timeout_seconds", SECONDS, default=_default(model.MissedCalls, "press_1_timeout_seconds")
+        ),
+    ),
+    doc="What happens to a call nobody answered.",
+)
+
+HHMM_TEXT = Text(HHMM, "a time HH:MM")
+
+MESSAGES = Obj(
+    tuple(Field(kind, Text(), default=text) for kind, text in model.DEFAULT_FOLLOWUP_MESSAGES.items()),
+    doc="Templates; variables: " + ", ".join(f"{{{v}}}" for v in sorted(model.TEMPLATE_VARIABLES)),
+)
+
+FOLLOWUP_TEXT = Obj(
+    (
+        Field(
+            "on",
+            ListOf(Text(choices=tuple(sorted(model.FOLLOWUP_EVENTS))), min_items=1),
+            default=_default(model.FollowupText, "on"),
+        ),
+        Field(
+            "from",
+            Text(E164, "an E.164 number like +12125550100"),
+            doc="Sender number. Default: the line's first E.164 number.",
+        ),
+        Field("provider", NAME_TEXT, doc="A name from sms_providers. Default: the only provider."),
+        Field("delay_seconds", Integer(minimum=0), default=_default(model.FollowupText, "delay_seconds")),
+        Field(
+            "once_per_caller_hours",
+            Integer(minimum=0),
+            default=_default(model.FollowupText, "once_per_caller_hours"),
+        ),
+        Field(
+            "quiet_hours",
+            Obj((Field("start", HHMM_TEXT, required=True), Field("end", HHMM_TEXT, required=True))),
+            doc="No texts in this window (line's time zone); texts wait for its end.",
+        ),
+        Field(
+            "allowed_countries",
+            ListOf(Text(REGION, "an ISO 3166 region code like US"), min_items=1),
+            doc="Only text callers from these regions. Default: the region of the line's first E.164 number.",
+        ),
+        Field("messages", MESSAGES, default=MESSAGES.defaults()),
+    ),
+    doc="Text the caller after a missed or abandoned call.",
+)
+
+LINE = Obj(
+    (
+        Field(
+            "numbers",
+            ListOf(Text(NUMBER, "an E.164 number like +12125550100 or an extension"), min_items=1),
+            required=True,
+            doc="Dialed numbers (DIDs or extensions) that reach this line.",
+        ),
+        Field("route", DESTINATION_TEXT, required=True, doc="Where calls go during business hours."),
+        Field("timezone", Text(), default="UTC", doc="IANA time zone, like America/New_York."),
+        Field(
+            "business_hours",
+            MapOf(
+                ListOf(Text(TIME_RANGE, "a range HH:MM-HH:MM")),
+                key=Text(DAYS, "a day (mon..sun), a range like mon-fri, or daily"),
+            ),
+            doc="Opening ranges per day; no business_hours means always open.",
+        ),
+        Field("holidays", ListOf(Text(DATE, "a date YYYY-MM-DD")), doc="Closed all day."),
+        Field("after_hours", DESTINATION_TEXT, default=_default(model.Line, "after_hours")),
+        Field("welcome", MEDIA_TEXT, doc="Played to every caller first."),
+        Field(
+            "short_abandon_seconds",
+            Integer(minimum=0),
+            default=_default(model.Line, "short_abandon_seconds"),
+            doc="Callers who hang up this quickly are counted as short.",
+        ),
+        Field("missed_calls", MISSED_CALLS, default=MISSED_CALLS.defaults()),
+        Field("followup_text", FOLLOWUP_TEXT),
+    ),
+)
+
+UNKNOWN_NUMBER = Obj(
+    (
+        Field(
+            "action",
+            Text(choices=_choices(model.UnknownNumberAction)),
+            default=_default(model.UnknownNumber, "action"),
+        ),
+        Field(
+            "hangup_cause",
+            Text(choices=tuple(sorted(model.HANGUP_CAUSES))),
+            default=_default(model.UnknownNumber, "hangup_cause"),
+        ),
+        Field(
+            "context",
+            Text(),
+            default=_default(model.UnknownNumber, "context"),
+            doc="Dialplan context for action: dialplan.",
+        ),
+    ),
+    doc="Calls to a number no line has.",
+)
+
+WEBHOOK = Obj(
+    (
+        Field("url", Text(URL, "an http:// or https:// URL"), required=True),
+        Field("secret", Text(secret=True), doc="Signs each delivery."),
+        Field(
+            "events",
+            ListOf(Text(choices=tuple(sorted(model.WEBHOOK_EVENTS))), min_items=1),
+            default=_default(model.Webhook, "events"),
+        ),
+    ),
+)
+
+_PROVIDER_TYPE = Field("type", Text(choices=_choices(model.SmsProviderType)), required=True)
+
+SMS_PROVIDER = Tagged(
+    "type",
+    {
+        model.SmsProviderType.TWILIO: Obj(
+            (
+                _PROVIDER_TYPE,
+                Field("account_sid", Text(), required=True),
+                Field("auth_token", Text(secret=True), required=True),
+                Field("base_url", Text(URL, "an http:// or https:// URL"), default="https://api.twilio.com"),
+            )
+        ),
+        model.SmsProviderType.WEBHOOK: Obj(
+            (
+                _PROVIDER_TYPE,
+                Field("url", Text(URL, "an http:// or https:// URL"), required=True),
+                Field("secret", Text(secret=True)),
+            )
+        ),
+        model.SmsProviderType.ASTERISK: Obj(
+            (
+                _PROVIDER_TYPE,
+                Field(
+                    "endpoint",
+                    Text(),
+                    required=True,
+                    doc="Message technology URI with {to}, like pjsip:trunk/{to}.",
+                ),
+            )
+        ),
+    },
+)
+
+RATE_LIMITS = Obj(
+    tuple(
+        Field(f.name, Integer(minimum=0), default=_default(model.TextLimits, f.name))
+        for f in dataclasses.fields(model.TextLimits)
+    ),
+    doc="Caps on follow-up texts: per line per hour, all lines per hour, all lines per day.",
+)
+
+FILE = Obj(
+    (
+        Field("asterisk", ASTERISK, required=True),
+        Field(
+            "storage",
+            Text(r"(?:sqlite|postgresql)://.*", "a sqlite:///PATH or postgresql:// URL"),
+            default=_default(model.Config, "storage"),
+        ),
+        Field("http", HTTP, default=HTTP.defaults()),
+        Field("users", MapOf(USER)),
+        Field("ring_groups", MapOf(RING_GROUP)),
+        Field("ivrs", MapOf(IVR)),
+        Field("lines", MapOf(LINE, min_items=1), required=True),
+        Field("unknown_number", UNKNOWN_NUMBER, default=UNKNOWN_NUMBER.defaults()),
+        Field("sms_providers", MapOf(SMS_PROVIDER)),
+        Field("webhooks", ListOf(WEBHOOK)),
+        Field("rate_limits", RATE_LIMITS, default=RATE_LIMITS.defaults()),
+        Field(
+            "shutdown_grace_seconds",
+            Integer(minimum=0),
+            default=_default(model.Config, "shutdown_grace_seconds"),
+            doc="How long calls in progress may finish on shutdown.",
+        ),
+        Field("log_level", Text(choices=model.LOG_LEVELS), default=_default(model.Config, "log_level")),
+    ),
+)
+
+
+def json_schema() -> dict[str, Any]:
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "callkeeper configuration",
+        **_render(FILE),
+    }
+
+
+def render() -> str:
+    """The text of the committed schema file."""
+    return json.dumps(json_schema(), indent=2) + "\n"
+
+
+def _render(shape: Shape) -> dict[str, Any]:
+    match shape:
+        case Text():
+            return _render_text(shape)
+        case Integer(minimum=minimum):
+            return {"type": "integer"} if minimum is None else {"type": "integer", "minimum": minimum}
+        case Number():
+            return {"type": "number", "exclusiveMinimum": 0}
+        case Flag():
+            return {"type": "boolean"}
+        case ListOf(item=item, min_items=min_items):
+            return {"type": "array", "items": _render(item)} | ({"minItems": min_items} if min_items else {})
+        case MapOf(value=value, key=key, min_items=min_items):
+            rendered = {
+                "type": "object",
+                "propertyNames": _render_text(key, substituted=False),
+                "additionalProperties": _render(value),
+            }
+            return rendered | ({"minProperties": min_items} if min_items else {})
+        case Obj():
+            return _render_obj(shape)
+        case Tagged(tag=tag, variants=variants):
+            return {
+                "type": "object",
+                "required": [tag],
+                "properties": {tag: {"enum": list(variants)}},
+                "oneOf": [_render_obj(variant, {tag: name}) for name, variant in variants.items()],
+            }
+    raise AssertionError(shape)
+
+
+def _render_text(text: Text, substituted: bool = True) -> dict[str, Any]:
+    """`substituted`: a value (not a key), where a `${NAME}` reference is checked after substitution."""
+    rendered: dict[str, Any] = {"type": "string"}
+    if text.choices:
+        rendered["enum"] = list(text.choices)
+    if text.pattern is not None:
+        rendered["pattern"] = f"^(?:{text.pattern})$" + (f"|{ENV_REFERENCE}" if substituted else "")
+    return rendered
+
+
+def _render_obj(obj: Obj, constants: Mapping[str, str] | None = None) -> dict[str, Any]:
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    constraints: list[dict[str, Any]] = []
+    for f in obj.fields:
+        rendered = {"const": constants[f.name]} if constants and f.name in constants else _render(f.shape)
+        if f.doc:
+            rendered["description"] = f.doc
+        if f.default is not None:
+            rendered["default"] = f.default
+        properties[f.name] = rendered
+        if isinstance(f.shape, Text) and f.shape.secret:
+            file_key = f"{f.name}_file"
+            properties[file_key] = {"type": "string", "description": f"A file holding the {f.name}."}
+            both = [{"required": [f.name]}, {"required": [file_key]}]
+            constraints.append({"oneOf": both} if f.required else {"not": {"required": [f.name, file_key]}})
+        elif f.required:
+            required.append(f.name)
+    if obj.one_of:
+        constraints.append({"oneOf": [{"required": [name]} for name in obj.one_of]})
+    rendered_obj: dict[str, Any] = {"type": "object"}
+    if obj.doc:
+        rendered_obj["description"] = obj.doc
+    rendered_obj["properties"] = properties
+    if required:
+        rendered_obj["required"] = required
+    rendered_obj["additionalProperties"] = False
+    if len(constraints) == 1:
+        rendered_obj |= constraints[0]
+    elif constraints:
+        rendered_obj["allOf"] = constraints
+    return rendered_obj
+
+
+if __name__ == "__main__":
+    SCHEMA_PATH.write_text(render())
