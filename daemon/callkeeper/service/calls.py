@@ -15,7 +15,7 @@ from datetime import datetime
 
 import structlog
 
-from callkeeper.ari.errors import AriError, AriNotFound
+from callkeeper.ari.errors import AriConflict, AriError, AriNotFound
 from callkeeper.ari.events import AriEvent, UnknownEvent
 from callkeeper.ari.rest import AriRestClient
 from callkeeper.calls import actions as act
@@ -29,6 +29,8 @@ from callkeeper.service.translate import to_inputs
 
 log = structlog.get_logger(__name__)
 
+DIAL_ATTEMPTS = 20
+DIAL_RETRY_SECONDS = 0.025
 # Failing to undo something on a channel that is already gone is the normal end of a call.
 _CLEANUP = (act.Hangup, act.StopRing, act.StopPlayback, act.StopMoh, act.DestroyBridge)
 
@@ -210,9 +212,25 @@ class CallService:
             other_channel_id=leg.other_id,
             variables=variables,
         )
-        if leg.watch_other and leg.other_id:
-            await self.rest.subscribe(self.config.asterisk.app, f"channel:{leg.other_id}")
-        await self.rest.dial(leg.leg_id, timeout=leg.timeout_seconds)
+        try:
+            if leg.watch_other and leg.other_id:
+                await self.rest.subscribe(self.config.asterisk.app, f"channel:{leg.other_id}")
+            await self._dial_when_in_stasis(leg)
+        except AriError:
+            await self._hangup_quietly(leg.leg_id)
+            raise
+
+    async def _dial_when_in_stasis(self, leg: act.DialLeg) -> None:
+        # `channels/create` can answer before the new channel has entered our app; a dial in
+        # that moment gets 409 "Channel not in Stasis application".
+        for attempt in range(DIAL_ATTEMPTS):
+            try:
+                await self.rest.dial(leg.leg_id, timeout=leg.timeout_seconds)
+                return
+            except AriConflict:
+                if attempt == DIAL_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(DIAL_RETRY_SECONDS)
 
     # ------------------------------------------------------------ life cycle
 
