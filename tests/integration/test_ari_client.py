@@ -1,15 +1,14 @@
-"""Our ARI client against a real Asterisk 22: typed events in order, REST calls, typed errors,
-reconnects. Every test uses its own Stasis app and channel ids, so tests (and other users of
-the same Asterisk) do not see each other's calls."""
+"""Our ARI client against the sandbox Asterisk 22: typed events in order, REST calls, typed
+errors, reconnects across a real Asterisk restart. Tests use their own Stasis app and channel ids
+(users and callers are the Local channels of tests/asterisk/), so they do not see each other's calls."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING
 from uuid import uuid4
 
 import pytest
@@ -21,17 +20,20 @@ from callkeeper.ari.errors import AriAuthError, AriConflict, AriError, AriNotFou
 from callkeeper.ari.rest import AriRestClient
 from callkeeper.config.model import AsteriskConfig, Secret
 
+if TYPE_CHECKING:
+    from tests.conftest import Sandbox
+
 pytestmark = pytest.mark.integration
+
+ANSWERING_USER = "Local/ann-1@user-answer"  # rings 1 s, answers, stays up
 
 
 @pytest.fixture
-def config() -> AsteriskConfig:
-    """The Asterisk from `asterisk-up` (its ARI_URL ends in /ari; our config URL does not)."""
-    url = os.environ.get("ARI_URL", "http://127.0.0.1:8088/ari").rstrip("/").removesuffix("/ari")
+def config(sandbox: Sandbox) -> AsteriskConfig:
     return AsteriskConfig(
-        url=url,
-        username=os.environ.get("ARI_USER", "ari"),
-        password=Secret(os.environ.get("ARI_PASSWORD", "ari")),
+        url=sandbox.ari_url,
+        username=sandbox.username,
+        password=Secret(sandbox.password),
         app=f"ck-ari-test-{uuid4().hex[:8]}",
         connect_timeout_seconds=2.0,
         request_timeout_seconds=5.0,
@@ -99,10 +101,10 @@ class Session:
     rest: AriRestClient
     app: str
 
-    async def answered_leg(self, endpoint: str = "Local/1@sim-answer") -> str:
-        """A channel of our app, dialled and answered (sim-answer rings 1 s first)."""
+    async def answered_leg(self) -> str:
+        """A channel of our app, dialled and answered."""
         leg = unique("leg")
-        await self.rest.create_channel(endpoint, self.app, "leg,test", channel_id=leg)
+        await self.rest.create_channel(ANSWERING_USER, self.app, "leg,test", channel_id=leg)
         await self.dial_when_started(leg)
         await self.log.wait_for(is_(ari.Dial, leg, dialstatus="ANSWER"))
         return leg
@@ -138,7 +140,7 @@ async def test_created_channel_rings_answers_plays_and_hangs_up(config: Asterisk
         rest, log, leg = session.rest, session.log, unique("leg")
 
         created = await rest.create_channel(
-            "Local/1@sim-answer", config.app, "leg,call-1", channel_id=leg, variables={"CK_TEST": "yes"}
+            ANSWERING_USER, config.app, "leg,call-1", channel_id=leg, variables={"CK_TEST": "yes"}
         )
         await session.dial_when_started(leg)
         await log.wait_for(is_(ari.Dial, leg, dialstatus="ANSWER"))
@@ -214,21 +216,39 @@ async def test_channel_calls_on_an_answered_channel(config: AsteriskConfig) -> N
             lambda e: isinstance(e, ari.PlaybackFinished) and e.playback.id == playback_id
         )
 
-        await rest.continue_in_dialplan(leg, "sim-hangup", "1", 1)
+        await rest.continue_in_dialplan(leg, "user-busy", "ann", 1)
         await session.log.wait_for(is_(ari.StasisEnd, leg))
 
         with pytest.raises(AriConflict, match="not in Stasis"):
-            await rest.continue_in_dialplan(leg, "sim-hangup", "1", 1)
+            await rest.continue_in_dialplan(leg, "user-busy", "ann", 1)
 
 
-async def test_dtmf_arrives_as_typed_events(config: AsteriskConfig) -> None:
-    async with connected(config) as session:
-        leg = await session.answered_leg("Local/159@sim-dtmf")
-        await session.log.wait_for(is_(ari.ChannelDtmfReceived, leg, digit="9"))
+async def test_inbound_call_with_caller_dtmf(config: AsteriskConfig, sandbox: Sandbox) -> None:
+    """The shipped dialplan sends inbound calls into the app `callkeeper`."""
+    async with connected(replace(config, app=sandbox.app)) as session:
+        caller, inbound = unique("caller"), unique("inbound")
 
+        await session.rest.originate(
+            "Local/+12125550100@callkeeper-inbound",
+            context="test-caller",
+            extension="s",
+            priority=1,
+            caller_id='"Carl Caller" <+15551234567>',
+            channel_id=caller,
+            other_channel_id=inbound,
+            variables={"CALLER_SCRIPT": "wait:1/dtmf:159/wait:5"},
+        )
+        start = await session.log.wait_for(is_(ari.StasisStart, inbound))
+        await session.rest.answer(inbound)
+        await session.log.wait_for(is_(ari.ChannelDtmfReceived, inbound, digit="9"))
+
+        assert isinstance(start, ari.StasisStart)
+        assert start.args == ("inbound", "+12125550100")
+        assert start.channel.caller == ari.CallerId("Carl Caller", "+15551234567")
+        assert start.channel.dialplan.context == "callkeeper-inbound"
         digits = [e for e in session.log.events if isinstance(e, ari.ChannelDtmfReceived)]
         assert [e.digit for e in digits] == ["1", "5", "9"]
-        assert all(e.duration_ms > 0 and e.channel.id == leg for e in digits)
+        assert all(e.duration_ms > 0 and e.channel.id == inbound for e in digits)
 
 
 async def test_bridge_life_cycle(config: AsteriskConfig) -> None:
@@ -287,7 +307,7 @@ async def test_originate_enters_the_app_once_answered(config: AsteriskConfig) ->
         leg = unique("orig")
 
         channel = await session.rest.originate(
-            "Local/1@sim-answer",
+            ANSWERING_USER,
             channel_id=leg,
             app=config.app,
             app_args="orig,7",
@@ -312,16 +332,17 @@ async def test_info_endpoints_subscription_and_message(config: AsteriskConfig) -
 
         info = await rest.asterisk_info()
         endpoints = await rest.list_endpoints()
-        peer = await rest.get_endpoint("PJSIP", "local-peer")
-        await rest.subscribe(config.app, "endpoint:PJSIP/local-peer")
-        await rest.send_message(
-            "pjsip:local-peer", "sip:callkeeper@127.0.0.1", "test message", {"X-Test": "1"}
-        )
+        offline = await rest.get_endpoint("PJSIP", "offline1")
+        await rest.subscribe(config.app, "endpoint:PJSIP/offline1")
+        # Accepted (202) and sent in the background; nobody listens on that port.
+        await rest.send_message("pjsip:offline1/sip:nobody@127.0.0.1:9", "sip:callkeeper@127.0.0.1", "test")
 
         assert info.version.startswith("22.")
         assert info.startup_time is not None
-        assert any(e.technology == "PJSIP" and e.resource == "local-peer" for e in endpoints)
-        assert (peer.technology, peer.resource) == ("PJSIP", "local-peer")
+        assert any((e.technology, e.resource) == ("PJSIP", "offline1") for e in endpoints)
+        assert offline == ari.Endpoint("PJSIP", "offline1", "offline", ())
+        with pytest.raises(AriNotFound, match="Endpoint not found"):
+            await rest.send_message("pjsip:offline1", "sip:callkeeper@127.0.0.1", "no contact to send to")
         with pytest.raises(AriNotFound, match="Endpoint not found"):
             await rest.get_endpoint("PJSIP", unique("nobody"))
 
@@ -371,95 +392,53 @@ async def test_keepalive_pings_are_answered(config: AsteriskConfig) -> None:
     await runner
 
 
-class TcpProxy:
-    """Forwards a local port to Asterisk. `stop()` cuts every connection and refuses new ones,
-    which is what the daemon sees when Asterisk stops; `start()` is Asterisk coming back."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._pipes: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-        for pipe in self._pipes:
-            pipe.cancel()
-        await asyncio.gather(*self._pipes, return_exceptions=True)
-
-    async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        try:
-            asterisk_reader, asterisk_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            client_writer.close()
-            return
-        for reader, writer in ((client_reader, asterisk_writer), (asterisk_reader, client_writer)):
-            pipe = asyncio.create_task(self._pipe(reader, writer))
-            self._pipes.add(pipe)
-            pipe.add_done_callback(self._pipes.discard)
-
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
-
-
-async def test_reconnects_after_asterisk_went_away(config: AsteriskConfig) -> None:
-    target = urlsplit(config.url)
-    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 8088)
-    await proxy.start()
-    via_proxy = replace(config, url=f"http://127.0.0.1:{proxy.port}")
+async def test_reconnects_after_asterisk_restarts(config: AsteriskConfig, sandbox: Sandbox) -> None:
     log = EventLog()
     calls: list[str] = []
+    gone = asyncio.Event()
 
     async def on_ready() -> None:
         calls.append("ready")
 
+    def on_disconnected() -> None:
+        calls.append("disconnected")
+        gone.set()
+
     connection = AriConnection(
-        via_proxy,
+        config,
         on_event=log,
         on_ready=on_ready,
-        on_disconnected=lambda: calls.append("disconnected"),
+        on_disconnected=on_disconnected,
         backoff=ExponentialBackoff(initial=0.1, maximum=0.5, seed=7),
     )
     runner = asyncio.create_task(connection.run())
     async with asyncio.timeout(10):
         await connection.wait_ready()
 
-    await proxy.stop()
-    await asyncio.sleep(1.0)
-    down_state = connection.state
-    await proxy.start()
+    # In threads, so that the connection keeps trying meanwhile: refused, then the HTML 404
+    # and the 503 "Asterisk not booted" of a starting Asterisk, then ready.
+    await asyncio.to_thread(sandbox.stop)
     async with asyncio.timeout(10):
+        await gone.wait()
+    down_state = connection.state
+    await asyncio.to_thread(sandbox.start)
+    async with asyncio.timeout(15):
         await connection.wait_ready()
 
     assert down_state in {ConnectionState.DISCONNECTED, ConnectionState.CONNECTING}
     assert connection.reconnects == 1
     assert calls == ["ready", "disconnected", "ready"]
-    # The new socket carries events of the app again.
+    # The new socket carries the app's events again.
     async with AriRestClient(config) as rest:
         leg = unique("leg")
-        await rest.create_channel("Local/1@sim-answer", config.app, "after,reconnect", channel_id=leg)
+        await rest.create_channel(ANSWERING_USER, config.app, "after,restart", channel_id=leg)
         start = await log.wait_for(is_(ari.StasisStart, leg))
         await rest.hangup(leg)
     assert isinstance(start, ari.StasisStart)
-    assert start.args == ("after", "reconnect")
+    assert start.args == ("after", "restart")
 
     await connection.close()
     await runner
-    await proxy.stop()
 
 
 async def test_typed_errors_for_gone_things(config: AsteriskConfig) -> None:

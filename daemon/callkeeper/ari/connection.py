@@ -116,8 +116,8 @@ class AriConnection:
         """Returns once READY (on_ready done); raises the fatal error, or AriUnavailable if
         the connection was closed. Bound it with `asyncio.timeout()`."""
         while self._state is not ConnectionState.READY:
-            if self._state is ConnectionState.FATAL and self.last_error is not None:
-                raise self.last_error
+            if self._state is ConnectionState.FATAL:
+                raise self.last_error or AriUnavailable(None, "GET", EVENTS_PATH, "connection failed")
             if self._state is ConnectionState.CLOSED:
                 raise AriUnavailable(None, "GET", EVENTS_PATH, "connection closed")
             await self._changed.wait()
