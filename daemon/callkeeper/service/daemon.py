@@ -26,6 +26,7 @@ from callkeeper.records import now_utc
 from callkeeper.service.calls import CallService
 from callkeeper.service.control import LiveDaemon
 from callkeeper.service.records import RecordWriter
+from callkeeper.service.systemd import Notifier, watchdog_loop
 from callkeeper.store.base import Store, open_store
 
 log = structlog.get_logger(__name__)
@@ -55,6 +56,7 @@ class Daemon:
         self.control = LiveDaemon(
             self.service, store, lambda: self.connection.ready, lambda: self.connection.reconnects
         )
+        self.notifier = Notifier()
         self.first_ready = True
 
     async def _on_ready(self) -> None:
@@ -72,6 +74,7 @@ class Daemon:
             self.first_ready = False
             await self._close_unobserved_calls()
         log.info("ready", app=app, calls_in_progress=self.service.calls_in_progress())
+        self.notifier.ready(f"connected to ARI, {self.service.calls_in_progress()} calls in progress")
 
     async def _close_unobserved_calls(self) -> None:
         """Records left open by a daemon that died: the calls ended while nobody watched."""
@@ -113,6 +116,9 @@ class Daemon:
         api = await start_api(self.config.http, self.store, self.control)
         log.info("api_listening", host=self.config.http.host, port=self.config.http.port)
         connection = asyncio.create_task(self.connection.run(), name="ari-connection")
+        watchdog = asyncio.create_task(
+            watchdog_loop(self.notifier, lambda: not connection.done()), name="systemd-watchdog"
+        )
         stop = asyncio.create_task(self.stopping.wait(), name="stop")
         try:
             await asyncio.wait({connection, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -125,10 +131,12 @@ class Daemon:
                     log.error("ari_connection_failed", error=repr(error))
                     return EXIT_FATAL
             log.info("stopping", calls_in_progress=self.service.calls_in_progress())
+            self.notifier.stopping()
             self.service.engine.accepting = False
             await self.service.drain(self.config.shutdown_grace_seconds)
             return EXIT_OK
         finally:
+            watchdog.cancel()
             stop.cancel()
             await self.connection.close()
             connection.cancel()
