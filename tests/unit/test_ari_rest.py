@@ -252,3 +252,25 @@ async def test_a_shared_session_is_left_open(fake: tuple[FakeAri, test_utils.Tes
 
         assert not session.closed
         assert last(fake).raw_path == "/ari/channels/c1/ring"
+
+
+async def test_record_channel_parameters(
+    fake: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
+) -> None:
+    recording = {"name": "vm-1", "format": "wav", "state": "queued", "target_uri": "channel:c1"}
+    fake[0].reply = (201, recording, "application/json")
+
+    result = await rest.record_channel("c1", "vm-1", max_duration_seconds=120, beep=True)
+    await rest.stop_recording("vm-1")
+
+    first, second = fake[0].seen
+    assert result.state == "queued"
+    assert first.raw_path == "/ari/channels/c1/record"
+    assert first.query == {
+        "name": "vm-1",
+        "format": "wav",
+        "maxDurationSeconds": "120",
+        "ifExists": "fail",
+        "beep": "true",
+    }
+    assert (second.method, second.raw_path) == ("POST", "/ari/recordings/live/vm-1/stop")
