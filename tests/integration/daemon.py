@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,16 +85,15 @@ class RunningDaemon:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 pytest.fail(f"callkeeper exited with {self.process.returncode}:\n{self.log}", pytrace=False)
-            if self._ready():
+            if self.ready():
                 return
             time.sleep(0.1)
         pytest.fail(f"callkeeper did not become ready in 20 s:\n{self.log}", pytrace=False)
 
-    def _ready(self) -> bool:
-        import urllib.error
-        import urllib.request
-
-        request = urllib.request.Request(f"{self.base_url}/readyz", headers={"Authorization": f"Bearer {TOKEN}"})
+    def ready(self) -> bool:
+        request = urllib.request.Request(
+            f"{self.base_url}/readyz", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=1) as response:
                 return bool(response.status == 200)
@@ -126,7 +127,7 @@ class RunningDaemon:
         status, body = await self.api("GET", f"/api/v1/calls/{call_id}")
         return body if status == 200 else None
 
-    async def verdict(self, call: PlacedCall | str, timeout: float = 60) -> Json:
+    async def verdict(self, call: PlacedCall | str, within: float = 60) -> Json:
         """The call's record once it has its verdict."""
         call_id = call if isinstance(call, str) else call.inbound
         found: Json = {}
@@ -138,10 +139,12 @@ class RunningDaemon:
                 return True
             return False
 
-        await wait_until(decided, within=timeout, what=f"verdict of {call_id}")
+        await wait_until(decided, within=within, what=f"verdict of {call_id}")
         return found
 
-    async def place(self, dialled: str, script: str | None = None, caller_id: str = "+14155550111") -> PlacedCall:
+    async def place(
+        self, dialled: str, script: str | None = None, caller_id: str = "+14155550111"
+    ) -> PlacedCall:
         return await place_call(self.sandbox, dialled, caller_id, script)
 
     async def assert_nothing_left(self) -> None:
@@ -166,4 +169,3 @@ def running_daemon(sandbox: Sandbox, workdir: Path, body: Json) -> Iterator[Runn
         yield daemon
     finally:
         daemon.stop()
-

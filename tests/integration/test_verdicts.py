@@ -7,10 +7,11 @@ import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 import pytest
 
 from tests.conftest import Sandbox
-from tests.integration.daemon import RunningDaemon, TOKEN, running_daemon
+from tests.integration.daemon import TOKEN, RunningDaemon, running_daemon
 from tests.integration.sandbox_calls import hang_up
 
 LONG_PROMPT = "sound:demo-congrats"  # about 30 s: the caller acts while it plays
@@ -23,6 +24,7 @@ CONFIG = {
         "erin": {"endpoint": "Local/erin@user-noanswer"},
         "rita": {"endpoint": "Local/rita@user-reject"},
         "olivia": {"endpoint": "PJSIP/offline1"},
+        **{f"pool{n}": {"endpoint": f"Local/pool{n}-2@user-answer"} for n in range(1, 6)},
         "oscar": {"endpoint": "PJSIP/offline2"},
     },
     "ring_groups": {
@@ -30,6 +32,8 @@ CONFIG = {
         "rings": {"members": ["bob", "erin"], "ring_seconds": 2},
         "fishing": {"members": ["bob"], "ring_seconds": 30, "fishing_mode": True},
         "nobody": {"members": ["olivia"]},
+        "long": {"members": ["bob", "erin"], "ring_seconds": 30},
+        "pool": {"members": [f"pool{n}" for n in range(1, 6)], "ring_seconds": 15},
         "queue-long": {"members": ["oscar"], "queue": {"max_wait_seconds": 120}},
         "queue-short": {"members": ["oscar"], "queue": {"max_wait_seconds": 3}},
     },
@@ -41,6 +45,10 @@ CONFIG = {
             "options": {"1": "ring_group:answers", "4": "ivr:submenu", "9": "voicemail", "0": "dead_end"},
         },
         "submenu": {"prompt": LONG_PROMPT, "options": {"1": "ring_group:answers"}},
+        "mixed": {
+            "prompt": LONG_PROMPT,
+            "options": {"1": "ring_group:pool", "2": "ring_group:long", "0": "dead_end"},
+        },
     },
     "lines": {
         "welcome": {"numbers": ["+15550001001"], "welcome": LONG_PROMPT, "route": "ring_group:answers"},
@@ -63,6 +71,7 @@ CONFIG = {
         "deadend": {"numbers": ["+15550001012"], "route": "dead_end"},
         "answered": {"numbers": ["+15550001013"], "route": "ring_group:answers", "short_abandon_seconds": 5},
         "forward": {"numbers": ["+15550001014"], "route": "external:+14155550100"},
+        "mixed": {"numbers": ["+15550001015"], "welcome": "sound:hello-world", "route": "ivr:mixed"},
     },
 }
 for _line in CONFIG["lines"].values():
@@ -85,7 +94,9 @@ async def verdict_of(daemon: RunningDaemon, dialled: str, script: str | None) ->
     [
         pytest.param("+15550001001", "wait:2", "abandoned", "welcome_hangup", id="welcome_hangup"),
         pytest.param("+15550001002", "wait:2", "abandoned", "ivr_hangup", id="ivr_hangup"),
-        pytest.param("+15550001002", "wait:1/dtmf:4/wait:2", "abandoned", "ivr_hangup_after_input", id="after_input"),
+        pytest.param(
+            "+15550001002", "wait:1/dtmf:4/wait:2", "abandoned", "ivr_hangup_after_input", id="after_input"
+        ),
         pytest.param("+15550001003", "wait:1", "missed", "ring_group_caller_hangup", id="rg_caller_hangup"),
         pytest.param("+15550001004", "wait:2", "abandoned", "fishing_hangup", id="fishing_hangup"),
         pytest.param("+15550001006", "wait:2", "missed", "queue_caller_hangup", id="queue_caller_hangup"),
@@ -115,7 +126,9 @@ async def test_verdict_table(
 )
 async def test_missed_then_voicemail(daemon: RunningDaemon, dialled: str, reason: str) -> None:
     """The caller stays through the greeting and leaves a message: missed, with the voicemail."""
-    record = await verdict_of(daemon, dialled, "wait:12/play:hello-world/play:hello-world/play:hello-world/wait:1")
+    record = await verdict_of(
+        daemon, dialled, "wait:12/play:hello-world/play:hello-world/play:hello-world/wait:1"
+    )
     assert (record["outcome"], record["reason"]) == ("missed", reason), record
     voicemail = record["voicemail"]
     assert isinstance(voicemail, dict), record
@@ -144,7 +157,11 @@ async def test_short_abandon_is_flagged(daemon: RunningDaemon) -> None:
     await asyncio.sleep(1)
     await hang_up(daemon.sandbox, call.caller)
     record = await daemon.verdict(call)
-    assert (record["outcome"], record["reason"], record["short"]) == ("missed", "ring_group_caller_hangup", True)
+    assert (record["outcome"], record["reason"], record["short"]) == (
+        "missed",
+        "ring_group_caller_hangup",
+        True,
+    )
 
 
 async def test_calls_api_filters_and_auth(daemon: RunningDaemon) -> None:
@@ -155,13 +172,28 @@ async def test_calls_api_filters_and_auth(daemon: RunningDaemon) -> None:
     assert started == sorted(started, reverse=True)
     status, _ = await daemon.api("GET", "/api/v1/calls?line=answered&limit=1")
     assert status == 200
-    import aiohttp
-
     async with aiohttp.ClientSession() as session, session.get(f"{daemon.base_url}/api/v1/calls") as response:
         assert response.status == 401
     assert TOKEN not in daemon.log
 
 
-async def test_nothing_left_behind(daemon: RunningDaemon) -> None:
+MIXED = [
+    ("hangup", "abandoned", "welcome_hangup"),
+    ("wait:3", "abandoned", "ivr_hangup"),
+    ("wait:2/dtmf:1/wait:5", "answered", "answered"),
+    ("wait:2/dtmf:2/wait:2", "missed", "ring_group_caller_hangup"),
+    ("wait:2/dtmf:0/wait:3", "ignored", "dead_end"),
+]
+
+
+async def test_twenty_calls_at_once_through_one_line(daemon: RunningDaemon) -> None:
+    scenarios = MIXED * 4
+    calls = await asyncio.gather(*(daemon.place("+15550001015", script) for script, _, _ in scenarios))
+    records = await asyncio.gather(*(daemon.verdict(call) for call in calls))
+    got = [(r["outcome"], r["reason"]) for r in records]
+    assert got == [(outcome, reason) for _, outcome, reason in scenarios]
     await daemon.assert_nothing_left()
 
+
+async def test_nothing_left_behind(daemon: RunningDaemon) -> None:
+    await daemon.assert_nothing_left()
