@@ -1,7 +1,8 @@
 """Store fixtures: every backend test runs on SQLite (a temp file) and on a real PostgreSQL.
 
 PostgreSQL comes from $CALLKEEPER_TEST_POSTGRES_DSN, else from scripts/postgres-sandbox, started once per
-session (and stopped again if this session started it). It is never skipped: no PostgreSQL, failed tests.
+session and left running (other sessions may share it; `scripts/postgres-sandbox down` stops it). It is
+never skipped: no PostgreSQL, failed tests.
 Each test gets its own PostgreSQL schema, selected through the DSN's search_path.
 """
 
@@ -13,7 +14,7 @@ import sqlite3
 import subprocess
 import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +41,10 @@ def _sandbox(command: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="session")
-def postgres_dsn() -> Iterator[str]:
+def postgres_dsn() -> str:
     configured = os.environ.get(DSN_VARIABLE)
     if configured:
-        yield configured
-        return
-    already_running = _sandbox("env").returncode == 0
+        return configured
     started = _sandbox("up")
     if started.returncode != 0:
         pytest.fail(f"scripts/postgres-sandbox up failed:\n{started.stderr}", pytrace=False)
@@ -59,9 +58,7 @@ def postgres_dsn() -> Iterator[str]:
     )
     if not dsn:
         pytest.fail(f"scripts/postgres-sandbox up printed no DSN:\n{started.stdout}", pytrace=False)
-    yield dsn
-    if not already_running:
-        _sandbox("down")
+    return dsn
 
 
 def with_search_path(dsn: str, schema: str) -> str:

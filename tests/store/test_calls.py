@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -118,8 +119,7 @@ async def test_list_calls_newest_first_with_filters(store: Store) -> None:
 
 
 async def test_list_calls_is_capped_at_1000(store: Store) -> None:
-    for n in range(1005):
-        await store.save_call(call(f"c{n:04}", T0 + timedelta(seconds=n)))
+    await asyncio.gather(*(store.save_call(call(f"c{n:04}", T0 + timedelta(seconds=n))) for n in range(1005)))
     newest = await store.list_calls(limit=5000)
     assert len(newest) == 1000
     assert newest[0].id == "c1004"

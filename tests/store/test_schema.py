@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
+
 import pytest
 
 from callkeeper.store import SchemaTooNewError, Store, StoreError, open_store, redact_url
@@ -111,3 +115,22 @@ def test_redact_url() -> None:
         redact_url("sqlite:///var/lib/callkeeper/callkeeper.db")
         == "sqlite:///var/lib/callkeeper/callkeeper.db"
     )
+
+
+async def test_sqlite_waits_for_the_write_lock_off_the_event_loop(
+    sqlite_store: Store, sqlite_url: str
+) -> None:
+    """Another process holding the write lock delays our write, never the event loop."""
+    with contextlib.closing(
+        sqlite3.connect(sqlite_url.removeprefix("sqlite://"), isolation_level=None)
+    ) as other:
+        other.execute("BEGIN IMMEDIATE")
+        write = asyncio.create_task(sqlite_store.set_state("k", "v"))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.sleep(0.2)
+        assert loop.time() - started < 1.0
+        assert not write.done()
+        other.execute("COMMIT")
+    await asyncio.wait_for(write, 10)
+    assert await sqlite_store.get_state("k") == "v"

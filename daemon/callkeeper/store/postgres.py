@@ -14,7 +14,7 @@ import asyncpg
 
 from callkeeper.store.base import StoreError, redact_url
 from callkeeper.store.schema import pending
-from callkeeper.store.sql import CLAIM_SET, CLAIMABLE, OUTBOX_COLUMNS, Row, SqlStore, utc
+from callkeeper.store.sql import CLAIM_SET, DUE_PENDING, EXPIRED_LEASES, OUTBOX_COLUMNS, Row, SqlStore, utc
 
 POOL_MAX_SIZE = 10
 CLOSE_TIMEOUT_SECONDS = 10.0
@@ -29,7 +29,9 @@ def _param(value: Any) -> Any:
 class PostgresStore(SqlStore):
     backend = "postgresql"
     claim_sql = (
-        f"WITH due AS (SELECT id FROM outbox WHERE {CLAIMABLE} LIMIT $4 FOR UPDATE SKIP LOCKED) "
+        f"WITH expired AS ({EXPIRED_LEASES} FOR UPDATE SKIP LOCKED), "
+        f"pending AS ({DUE_PENDING} FOR UPDATE SKIP LOCKED), "
+        "due AS (SELECT id FROM expired UNION ALL SELECT id FROM pending LIMIT $4) "
         f"UPDATE outbox SET {CLAIM_SET} FROM due WHERE outbox.id = due.id "
         f"RETURNING {', '.join(f'outbox.{column}' for column in OUTBOX_COLUMNS)}"
     )

@@ -70,10 +70,15 @@ _ENQUEUE = (
     f"VALUES ({', '.join(f'${n}' for n in range(1, len(OUTBOX_COLUMNS) + 1))}) "
     "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
 )
-# The claim's WHERE and ORDER BY, shared by both dialects: $3 is now.
-CLAIMABLE = (
-    "(status = 'pending' AND next_attempt_at <= $3) OR (status = 'sending' AND claimed_until <= $3) "
-    "ORDER BY next_attempt_at, created_at, id"
+# What a claim takes ($3 is now, $4 the limit): first items whose worker died (lease expired), then
+# pending items, oldest due first. Each walks its own index and stops at the limit, however long the
+# backlog; a claim combines them (SQLite: UNION ALL; PostgreSQL: each locked with SKIP LOCKED).
+EXPIRED_LEASES = (
+    "SELECT id FROM outbox WHERE status = 'sending' AND claimed_until <= $3 ORDER BY claimed_until LIMIT $4"
+)
+DUE_PENDING = (
+    "SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $3 "
+    "ORDER BY next_attempt_at, created_at, id LIMIT $4"
 )
 CLAIM_SET = (
     "status = 'sending', claimed_by = $1, claimed_until = $2, attempts = attempts + 1, updated_at = $3"

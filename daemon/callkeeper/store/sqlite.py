@@ -9,24 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import queue
 import re
 import sqlite3
+import threading
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
 from callkeeper.store.base import StoreError
 from callkeeper.store.schema import TIMESTAMP_COLUMNS, pending
-from callkeeper.store.sql import CLAIM_SET, CLAIMABLE, OUTBOX_COLUMNS, Row, SqlStore, utc
+from callkeeper.store.sql import CLAIM_SET, DUE_PENDING, EXPIRED_LEASES, OUTBOX_COLUMNS, Row, SqlStore, utc
 
 _T = TypeVar("_T")
 
 MEMORY = ":memory:"
 BUSY_TIMEOUT_SECONDS = 30.0
+MAX_BATCH = 256
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 
@@ -43,7 +46,7 @@ def database_path(url: str) -> str:
     return path
 
 
-@cache
+@functools.cache
 def _sqlite_sql(sql: str) -> str:
     return _PLACEHOLDER.sub(r"?\1", sql)
 
@@ -80,48 +83,140 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
+@dataclass(slots=True)
+class _Job:
+    work: Callable[[], Any]
+    write: bool
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+    alone: bool = False  # manages its own transaction: opening, closing
+    last: bool = False  # the writer thread ends after it
+
+
+_Outcome = tuple[_Job, Any, Exception | None]
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
+    for job, result, error in outcomes:
+        if job.future.done():  # the caller was cancelled; the work is done all the same
+            continue
+        if error is None:
+            job.future.set_result(result)
+        else:
+            job.future.set_exception(error)
+
+
 class SqliteStore(SqlStore):
+    """Statements queue up for the one writer thread. Whatever has queued up while it was busy runs
+    as one batch in one transaction, each statement atomic on its own (a failing one fails alone), and
+    is acknowledged after the batch commits: many concurrent writes share a commit."""
+
     backend = "sqlite"
     claim_sql = (
-        f"UPDATE outbox SET {CLAIM_SET} WHERE id IN (SELECT id FROM outbox WHERE {CLAIMABLE} LIMIT $4) "
+        f"UPDATE outbox SET {CLAIM_SET} WHERE id IN "
+        f"(SELECT id FROM ({EXPIRED_LEASES}) UNION ALL SELECT id FROM ({DUE_PENDING}) LIMIT $4) "
         f"RETURNING {', '.join(OUTBOX_COLUMNS)}"
     )
 
     def __init__(self, path: str, host: str) -> None:
         super().__init__(host)
         self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callkeeper-sqlite")
-        self._connection: sqlite3.Connection | None = None  # touched only by the executor's thread
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._connection: sqlite3.Connection | None = None  # touched only by the writer thread
         self._closed = False
+        threading.Thread(target=self._serve, name=f"callkeeper-sqlite-{path}", daemon=True).start()
 
     @classmethod
     async def open(cls, url: str, host: str) -> SqliteStore:
         store = cls(database_path(url), host)
         try:
-            await store._in_thread(store._connect)
+            await store._submit(store._connect, write=True, alone=True)
         except BaseException:
             await store.close()
             raise
         return store
 
-    async def _in_thread(self, work: Callable[..., _T], *args: Any) -> _T:
-        if self._closed:
+    async def _submit(
+        self, work: Callable[[], _T], *, write: bool, alone: bool = False, last: bool = False
+    ) -> _T:
+        if self._closed and not last:
             raise StoreError("the store is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.create_future()
+        self._jobs.put(_Job(work, write, loop, future, alone, last))
+        return await future
 
     async def _fetch(self, sql: str, *args: Any, write: bool = False) -> list[Row]:
-        return await self._in_thread(self._run, _sqlite_sql(sql), [_param(arg) for arg in args], write)
+        return await self._submit(
+            functools.partial(self._run, _sqlite_sql(sql), [_param(arg) for arg in args]), write=write
+        )
 
     async def close(self) -> None:
+        """Waits for the writes queued before it, then closes the connection and ends the thread."""
         if self._closed:
             return
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._disconnect)
-        finally:
-            self._closed = True
-            self._executor.shutdown(wait=False)
+        self._closed = True
+        await self._submit(self._disconnect, write=False, alone=True, last=True)
 
-    # Everything below runs in the executor's thread.
+    # Everything below runs in the writer thread.
+
+    def _serve(self) -> None:
+        waiting: _Job | None = None
+        while True:
+            job = waiting or self._jobs.get()
+            waiting = None
+            if job.alone:
+                outcomes = [self._attempt(job)]
+            else:
+                batch = [job]
+                while len(batch) < MAX_BATCH:
+                    try:
+                        following = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if following.alone:
+                        waiting = following
+                        break
+                    batch.append(following)
+                outcomes = self._run_batch(batch)
+            by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+            for outcome in outcomes:
+                by_loop.setdefault(outcome[0].loop, []).append(outcome)
+            for loop, settled in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
+                    loop.call_soon_threadsafe(_settle, settled)
+            if job.last:
+                return
+
+    @staticmethod
+    def _attempt(job: _Job) -> _Outcome:
+        try:
+            return job, job.work(), None
+        except Exception as error:
+            return job, None, error
+
+    def _run_batch(self, batch: list[_Job]) -> list[_Outcome]:
+        connection = self._connection
+        if connection is None:
+            return [(job, None, StoreError("the store is closed")) for job in batch]
+        write = any(job.write for job in batch)
+        outcomes: list[_Outcome] = []
+        try:
+            if write:
+                connection.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                outcome = self._attempt(job)
+                if outcome[2] is not None and write and not connection.in_transaction:
+                    raise outcome[2]  # the error took the whole transaction with it
+                outcomes.append(outcome)
+            if write:
+                connection.execute("COMMIT")
+        except Exception as error:
+            if connection.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
+            return [(job, None, error) for job in batch]
+        return outcomes
 
     def _connect(self) -> None:
         try:
@@ -149,17 +244,10 @@ class SqliteStore(SqlStore):
                     (migration.version, migration.name, _param(datetime.now(UTC))),
                 )
 
-    def _run(self, sql: str, args: Sequence[Any], write: bool) -> list[Row]:
-        connection = self._connection
-        if connection is None:
-            raise StoreError("the store is closed")
-        if write:
-            with _write_transaction(connection):
-                cursor = connection.execute(sql, args)
-                rows = cursor.fetchall()
-        else:
-            cursor = connection.execute(sql, args)
-            rows = cursor.fetchall()
+    def _run(self, sql: str, args: Sequence[Any]) -> list[Row]:
+        assert self._connection is not None
+        cursor = self._connection.execute(sql, args)
+        rows = cursor.fetchall()
         if not rows:
             return []
         names = [column[0] for column in cursor.description]

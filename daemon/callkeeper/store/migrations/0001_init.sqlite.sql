@@ -42,8 +42,8 @@ CREATE TABLE outbox (
     updated_at TEXT NOT NULL,
     sent_at TEXT
 );
-CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
-CREATE INDEX outbox_lease ON outbox (claimed_until) WHERE status = 'sending';
+CREATE INDEX outbox_due ON outbox (status, next_attempt_at, created_at, id);
+CREATE INDEX outbox_lease ON outbox (status, claimed_until) WHERE status = 'sending';
 CREATE INDEX outbox_call ON outbox (call_id, created_at);
 CREATE INDEX outbox_texts ON outbox (kind, line, created_at);
 
