@@ -137,8 +137,8 @@ class SqlStore(abc.ABC):
 
     @abc.abstractmethod
     async def _fetch(self, sql: str, *args: Any, write: bool = False) -> list[Row]:
-        """Run one statement in its own transaction (a write transaction if `write`) and return its rows,
-        with timestamp columns as aware UTC datetimes and JSON columns as text."""
+        """Run one statement atomically, in a write transaction if `write` (SQLite may share the commit
+        with other statements), and return its rows, timestamps as aware UTC datetimes, JSON as text."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...
