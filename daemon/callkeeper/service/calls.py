@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 
 import structlog
@@ -22,7 +22,7 @@ from callkeeper.calls import actions as act
 from callkeeper.calls import inputs as ev
 from callkeeper.calls.engine import Engine
 from callkeeper.config.model import Config
-from callkeeper.records import now_utc
+from callkeeper.records import CallRecord, now_utc
 from callkeeper.service.metrics import CallCounters
 from callkeeper.service.records import RecordWriter
 from callkeeper.service.translate import to_inputs
@@ -68,7 +68,9 @@ class CallService:
         rest: AriRestClient,
         writer: RecordWriter,
         host: str = "",
+        *,
         clock: Callable[[], datetime] = now_utc,
+        on_answered: Callable[[str, datetime], Coroutine[object, object, object]] | None = None,
     ) -> None:
         self.config = config
         self.rest = rest
@@ -78,6 +80,9 @@ class CallService:
         self.workers: dict[str, CallWorker] = {}
         self.timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self.counters = CallCounters()
+        self.on_answered = on_answered
+        self.answered: set[str] = set()
+        self.background: set[asyncio.Task[object]] = set()
         self.no_calls = asyncio.Event()
         self.no_calls.set()
 
@@ -118,6 +123,7 @@ class CallService:
                     self._cancel_timer(call_id, name)
                 case act.SaveRecord(record=record, final=final):
                     self.writer.save(record)
+                    self._note_answer(record, final)
                     if final:
                         self.counters.count_verdict(record)
                 case act.Log():
@@ -132,6 +138,16 @@ class CallService:
                             continue
                         worker = self.workers[action.call_id] = CallWorker(self, action.call_id)
                     worker.push(action)
+
+    def _note_answer(self, record: CallRecord, final: bool) -> None:
+        """A caller who is answered no longer needs the follow-up text of an earlier missed call."""
+        if record.answered_by and record.id not in self.answered and self.on_answered is not None:
+            self.answered.add(record.id)
+            task = asyncio.create_task(self.on_answered(record.caller, self.clock()))
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
+        if final:
+            self.answered.discard(record.id)
 
     def _fire(self, call_id: str, name: str, token: int) -> None:
         self.timers.pop((call_id, name), None)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
 
 import structlog
 
@@ -14,9 +16,10 @@ from callkeeper.api.server import QueuedCaller
 from callkeeper.calls import inputs as ev
 from callkeeper.calls.engine import Queued
 from callkeeper.calls.switchboard import endpoint_key
-from callkeeper.records import now_utc
+from callkeeper.followups.service import FollowupService
+from callkeeper.records import CallRecord, now_utc
 from callkeeper.service.calls import CallService
-from callkeeper.store.base import Store
+from callkeeper.store.base import OptOut, Store
 
 log = structlog.get_logger(__name__)
 
@@ -24,12 +27,49 @@ AWAY_KEY = "presence.away"
 OVERRIDE_KEY = "line.override."
 
 
+class CallHistoryWithFollowups:
+    """The store as the API reads it, with each single record showing its texts and webhooks."""
+
+    def __init__(self, store: Store, followups: FollowupService) -> None:
+        self.store = store
+        self.followups = followups
+
+    async def list_calls(
+        self, *, limit: int, since: datetime | None, line: str | None, outcome: str | None
+    ) -> list[CallRecord]:
+        return await self.store.list_calls(limit=limit, since=since, line=line, outcome=outcome)
+
+    async def get_call(self, call_id: str) -> CallRecord | None:
+        record = await self.store.get_call(call_id)
+        if record is None:
+            return None
+        return replace(record, followups=tuple(await self.followups.followups_for(call_id)))
+
+    async def healthy(self) -> bool:
+        return await self.store.healthy()
+
+    async def outbox_depth(self) -> dict[str, int]:
+        return await self.store.outbox_depth()
+
+    async def set_opt_out(self, number: str, opted_out: bool, source: str, now: datetime) -> None:
+        await self.store.set_opt_out(number, opted_out, source, now)
+
+    async def list_opt_outs(self) -> Sequence[OptOut]:
+        return await self.store.list_opt_outs()
+
+
 class LiveDaemon:
     def __init__(
-        self, service: CallService, store: Store, ari_ready: Callable[[], bool], reconnects: Callable[[], int]
+        self,
+        service: CallService,
+        store: Store,
+        followups: FollowupService,
+        ari_ready: Callable[[], bool],
+        reconnects: Callable[[], int],
     ) -> None:
         self.service = service
         self.store = store
+        self.followups = followups
         self._ari_ready = ari_ready
         self._reconnects = reconnects
         self._writes: set[asyncio.Task[None]] = set()
@@ -114,7 +154,7 @@ class LiveDaemon:
             ari_connected=self._ari_ready(),
             ari_reconnects_total=self._reconnects(),
             event_lag_seconds=service.counters.event_lag.snapshot(),
-            outbox_failures_total=0,
-            texts_sent_total=0,
-            webhooks_sent_total=0,
+            outbox_failures_total=self.followups.outbox_failures_total,
+            texts_sent_total=self.followups.texts_sent_total,
+            webhooks_sent_total=self.followups.webhooks_sent_total,
         )

@@ -22,9 +22,10 @@ from callkeeper.calls.engine import facts_from_steps
 from callkeeper.calls.journey import classify
 from callkeeper.config.loader import ConfigError, load_config
 from callkeeper.config.model import Config
+from callkeeper.followups.service import FollowupService
 from callkeeper.records import now_utc
 from callkeeper.service.calls import CallService
-from callkeeper.service.control import LiveDaemon
+from callkeeper.service.control import CallHistoryWithFollowups, LiveDaemon
 from callkeeper.service.records import RecordWriter
 from callkeeper.service.systemd import Notifier, watchdog_loop
 from callkeeper.store.base import Store, open_store
@@ -45,8 +46,11 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.session = aiohttp.ClientSession()
         self.rest = AriRestClient(config.asterisk, self.session)
-        self.writer = RecordWriter(store)
-        self.service = CallService(config, self.rest, self.writer, host)
+        self.followups = FollowupService(config, store, session=self.session, host=host, ari_rest=self.rest)
+        self.writer = RecordWriter(store, on_final=self.followups.on_call_finished)
+        self.service = CallService(
+            config, self.rest, self.writer, host, on_answered=self.followups.on_call_answered
+        )
         self.connection = AriConnection(
             config.asterisk,
             on_event=self.service.on_event,
@@ -54,7 +58,11 @@ class Daemon:
             session=self.session,
         )
         self.control = LiveDaemon(
-            self.service, store, lambda: self.connection.ready, lambda: self.connection.reconnects
+            self.service,
+            store,
+            self.followups,
+            lambda: self.connection.ready,
+            lambda: self.connection.reconnects,
         )
         self.notifier = Notifier()
         self.first_ready = True
@@ -113,7 +121,10 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         self.writer.start()
         await self.control.restore()
-        api = await start_api(self.config.http, self.store, self.control)
+        self.followups.start()
+        api = await start_api(
+            self.config.http, CallHistoryWithFollowups(self.store, self.followups), self.control
+        )
         log.info("api_listening", host=self.config.http.host, port=self.config.http.port)
         connection = asyncio.create_task(self.connection.run(), name="ari-connection")
         watchdog = asyncio.create_task(
@@ -144,6 +155,7 @@ class Daemon:
                 await connection
             await api.cleanup()
             await self.writer.close()
+            await self.followups.close()
             await self.store.close()
             await self.session.close()
 

@@ -4,6 +4,7 @@ stores them, keeping only the newest version of a call that is waiting to be wri
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import structlog
@@ -17,10 +18,19 @@ class RecordSink(Protocol):
     async def save_call(self, record: CallRecord) -> None: ...
 
 
+FinalHook = Callable[[CallRecord], Awaitable[None]]
+
+
 class RecordWriter:
-    def __init__(self, sink: RecordSink, retry_seconds: float = 1.0) -> None:
+    """`on_final` runs once a call's final record is stored (follow-up texts, webhooks); it is
+    retried like a write until it succeeds, so a store hiccup loses no follow-up."""
+
+    def __init__(
+        self, sink: RecordSink, retry_seconds: float = 1.0, on_final: FinalHook | None = None
+    ) -> None:
         self.sink = sink
         self.retry_seconds = retry_seconds
+        self.on_final = on_final
         self.waiting: dict[str, CallRecord] = {}
         self.wakeup = asyncio.Event()
         self.idle = asyncio.Event()
@@ -47,6 +57,8 @@ class RecordWriter:
                 try:
                     await self.sink.save_call(record)
                     self.written += 1
+                    if record.ended and self.on_final is not None:
+                        await self.on_final(record)
                 except Exception as error:  # the store is down: keep the record and try again
                     self.failures += 1
                     log.warning("record_write_failed", call_id=call_id, error=str(error))
