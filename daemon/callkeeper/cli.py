@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from callkeeper import __version__
-from callkeeper.api.client import ApiClientError, fetch_calls, format_calls_table
+from callkeeper.api.client import ApiClientError, dial_contact, fetch_calls, format_calls_table
 from callkeeper.config.loader import ConfigError, check_config, load_config
 from callkeeper.config.schema import json_schema
 from callkeeper.logs import setup_logging
@@ -40,6 +40,14 @@ def _parser() -> argparse.ArgumentParser:
     calls.add_argument("--outcome", choices=["answered", "missed", "abandoned", "ignored"])
     calls.add_argument("--since", help="ISO 8601 time")
     calls.add_argument("--json", action="store_true", help="print the records as JSON")
+
+    dial = commands.add_parser("dial", help="progressive dialer: ring a free user, then call a contact")
+    dial.add_argument("--config", "-c", default=DEFAULT_CONFIG, type=Path)
+    dial.add_argument("--line", required=True, help="the line the contact is called from")
+    dial.add_argument("--to", required=True, help="the contact's E.164 number")
+    who = dial.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user")
+    who.add_argument("--ring-group")
     return parser
 
 
@@ -55,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args.config, args.log_json)
         case "calls":
             return _calls(args)
+        case "dial":
+            return _dial(args)
     return 2
 
 
@@ -78,21 +88,34 @@ def _run(config_path: Path, log_json: bool | None) -> int:
     return asyncio.run(run_daemon(config_path))
 
 
+def _api_of(config_path: Path) -> tuple[str, str | None]:
+    """The daemon's API address and token, from its config file."""
+    http = load_config(config_path).http
+    host = f"[{http.host}]" if ":" in http.host else http.host
+    return f"http://{host}:{http.port}", http.token.value if http.token else None
+
+
 def _calls(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.config)
-    except (ConfigError, OSError) as error:
+        base_url, token = _api_of(args.config)
+        calls = asyncio.run(fetch_calls(base_url, token, args.limit, args.since, args.line, args.outcome))
+    except (ConfigError, OSError, ApiClientError) as error:
         print(f"callkeeper: {error}", file=sys.stderr)
-        return 2
-    http = config.http
-    host = f"[{http.host}]" if ":" in http.host else http.host
-    token = http.token.value if http.token else None
-    try:
-        calls = asyncio.run(
-            fetch_calls(f"http://{host}:{http.port}", token, args.limit, args.since, args.line, args.outcome)
-        )
-    except ApiClientError as error:
-        print(f"callkeeper: {error}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(error, ConfigError | OSError) else 1
     print(json.dumps(calls, indent=2) if args.json else format_calls_table(calls))
+    return 0
+
+
+def _dial(args: argparse.Namespace) -> int:
+    try:
+        base_url, token = _api_of(args.config)
+        call_id = asyncio.run(
+            dial_contact(
+                base_url, token, contact=args.to, line=args.line, user=args.user, ring_group=args.ring_group
+            )
+        )
+    except (ConfigError, OSError, ApiClientError) as error:
+        print(f"callkeeper: {error}", file=sys.stderr)
+        return 2 if isinstance(error, ConfigError | OSError) else 1
+    print(call_id)
     return 0

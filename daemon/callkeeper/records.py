@@ -39,6 +39,7 @@ class Reason(enum.StrEnum):
     DEAD_END = "dead_end"
     ANSWERED = "answered"
     PROGRESSIVE_NO_ANSWER = "progressive_no_answer"
+    PROGRESSIVE_USER_NO_ANSWER = "progressive_user_no_answer"
     UNKNOWN_NUMBER = "unknown_number"
     FAILURE = "failure"
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from callkeeper.api.metrics import Histogram, MetricsSnapshot
-from callkeeper.api.server import QueuedCaller
+from callkeeper.api.server import DialerRejected, QueuedCaller
 from callkeeper.records import (
     CallRecord,
     Direction,
@@ -151,6 +151,7 @@ class FakeControl:
     )
     presence_changes: list[tuple[str, bool]] = field(default_factory=list)
     override_changes: list[tuple[str, str]] = field(default_factory=list)
+    dialed: list[tuple[str, str, str | None, str | None]] = field(default_factory=list)
 
     def ari_ready(self) -> bool:
         return self.ari
@@ -183,6 +184,14 @@ class FakeControl:
 
     def metrics(self) -> MetricsSnapshot:
         return snapshot()
+
+    def dial(self, contact: str, line: str, user: str | None, ring_group: str | None) -> str:
+        if line not in self.lines or (user is not None and user not in self.users):
+            raise DialerRejected(404, "unknown line or user")
+        if user is not None and self.users[user] != "available":
+            raise DialerRejected(409, f"{user} is not free")
+        self.dialed.append((contact, line, user, ring_group))
+        return f"out-{len(self.dialed)}"
 
 
 def fakes() -> tuple[FakeHistory, FakeControl]:

@@ -560,3 +560,26 @@ async def test_start_api_reports_a_busy_port(history: FakeHistory, control: Fake
             await start_api(HttpConfig(host="127.0.0.1", port=port), history, control)
     finally:
         await first.cleanup()
+
+
+async def test_dialer_starts_a_call_and_validates_its_request() -> None:
+    history, control = fakes()
+    async with TestClient(TestServer(build_app(history, control, None))) as client:
+        ok = await client.post(
+            "/api/v1/dialer/calls", json={"contact": "+14155550123", "line": "sales", "user": "alice"}
+        )
+        assert ok.status == 202 and (await ok.json()) == {"id": "out-1"}
+        busy = await client.post(
+            "/api/v1/dialer/calls", json={"contact": "+14155550123", "line": "sales", "user": "bob"}
+        )
+        assert busy.status == 409
+        for bad in (
+            {"contact": "0800 CALL ME", "line": "sales", "user": "alice"},
+            {"contact": "+14155550123", "line": "sales"},
+            {"contact": "+14155550123", "line": "sales", "user": "alice", "ring_group": "x"},
+            {"contact": "+14155550123", "line": "sales", "user": "alice", "extra": "1"},
+            {"contact": "+14155550123", "line": 7, "user": "alice"},
+        ):
+            response = await client.post("/api/v1/dialer/calls", json=bad)
+            assert response.status == 422, bad
+    assert control.dialed == [("+14155550123", "sales", "alice", None)]

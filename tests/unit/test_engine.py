@@ -240,3 +240,47 @@ def test_failure_falls_back_to_treatment() -> None:
     assert any(isinstance(a, act.Hangup) and a.channel_id == "c1" for a in h.actions)
     assert h.verdict()[0] == "missed"
     assert not h.engine.calls
+
+
+def dial_out(h: Harness, user: str | None = "alice", ring_group: str | None = None) -> None:
+    h.feed(ev.DialerRequested("out1", "main", "+14155550123", user, ring_group, h.now))
+
+
+def test_dialer_connects_user_then_contact() -> None:
+    h = harness()
+    dial_out(h, None, "sales")
+    user_leg = h.dialed_legs()[-1]
+    assert user_leg.leg_id == "out1-user" and "alice" in user_leg.endpoint
+    h.feed(ev.LegProgress("out1-user", "ANSWER", h.now))
+    contact = h.dialed_legs()[-1]
+    assert contact.endpoint == "PJSIP/+14155550123@trunk"
+    h.answer("+14155550123")
+    assert any(
+        isinstance(a, act.BridgeChannels) and a.channel_ids == ("out1-user", contact.leg_id)
+        for a in h.actions
+    )
+    h.hangup(contact.leg_id)
+    record = h.records["out1"]
+    assert (record.direction, record.outcome, record.answered_by) == ("outbound", "answered", "alice")
+
+
+def test_dialer_contact_no_answer_is_abandoned() -> None:
+    h = harness()
+    dial_out(h)
+    h.feed(ev.LegProgress("out1-user", "ANSWER", h.now))
+    contact = h.dialed_legs()[-1]
+    h.feed(ev.LegProgress(contact.leg_id, "BUSY", h.now))
+    assert h.verdict("out1") == ("abandoned", "progressive_no_answer")
+    assert any(isinstance(a, act.Hangup) and a.channel_id == "out1-user" for a in h.actions)
+
+
+def test_dialer_without_a_free_user_calls_nobody() -> None:
+    h = harness()
+    h.engine.board.away.add("alice")
+    dial_out(h)
+    assert not h.dialed_legs()
+    assert h.verdict("out1") == ("ignored", "progressive_user_no_answer")
+    h = harness()
+    dial_out(h)
+    h.advance(25)
+    assert h.verdict("out1") == ("ignored", "progressive_user_no_answer")

@@ -42,15 +42,51 @@ async def fetch_calls(  # noqa: PLR0917 - the CLI passes its options in this ord
         params["line"] = line
     if outcome is not None:
         params["outcome"] = outcome
+    body = await _call_api("GET", base_url, "/api/v1/calls", token, timeout_seconds, params=params)
+    if not isinstance(body, dict) or not isinstance(body.get("calls"), list):
+        raise ApiClientError("callkeeper answered something that is not a call list")
+    return [call for call in body["calls"] if isinstance(call, dict)]
+
+
+async def dial_contact(
+    base_url: str, token: str | None, *, contact: str, line: str, user: str | None, ring_group: str | None
+) -> str:
+    """Starts a progressive-dialer call; returns its id. Raises `ApiClientError`."""
+    request = {"contact": contact, "line": line, "user": user, "ring_group": ring_group}
+    body = await _call_api(
+        "POST",
+        base_url,
+        "/api/v1/dialer/calls",
+        token,
+        10.0,
+        json={key: value for key, value in request.items() if value is not None},
+        expect=202,
+    )
+    if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+        raise ApiClientError("callkeeper answered something that is not a call id")
+    return str(body["id"])
+
+
+async def _call_api(
+    method: str,
+    base_url: str,
+    path: str,
+    token: str | None,
+    timeout_seconds: float,
+    *,
+    params: dict[str, str] | None = None,
+    json: dict[str, str] | None = None,
+    expect: int = 200,
+) -> Any:
     headers = {}
     if token is not None:
         secret = token.value if isinstance(token, Secret) else token
         headers["Authorization"] = f"Bearer {secret}"
-    url = base_url.rstrip("/") + "/api/v1/calls"
+    url = base_url.rstrip("/") + path
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_seconds)) as session,
-            session.get(url, params=params, headers=headers) as response,
+            session.request(method, url, params=params, json=json, headers=headers) as response,
         ):
             try:
                 body = await response.json(content_type=None)
@@ -61,14 +97,12 @@ async def fetch_calls(  # noqa: PLR0917 - the CLI passes its options in this ord
         raise ApiClientError(
             f"cannot reach callkeeper at {base_url}: {error or type(error).__name__}"
         ) from None
-    if status != 200:
+    if status != expect:
         if isinstance(body, dict) and "error" in body:
             detail = f" ({body['detail']})" if body.get("detail") is not None else ""
             raise ApiClientError(f"callkeeper answered {status}: {body['error']}{detail}")
         raise ApiClientError(f"callkeeper answered {status}")
-    if not isinstance(body, dict) or not isinstance(body.get("calls"), list):
-        raise ApiClientError("callkeeper answered something that is not a call list")
-    return [call for call in body["calls"] if isinstance(call, dict)]
+    return body
 
 
 def _cell(value: Any) -> str:

@@ -102,6 +102,20 @@ SCHEMAS: dict[str, Any] = {
     "Line": _obj({"name": STRING, "override": LINE_MODE}),
     "LineList": _obj({"lines": {"type": "array", "items": _ref("Line")}}),
     "LineOverrideUpdate": _obj({"mode": LINE_MODE}),
+    "DialerRequest": {
+        "type": "object",
+        "properties": {
+            "contact": {"type": "string", "pattern": f"^{E164}$"},
+            "line": NAME,
+            "user": NAME,
+            "ring_group": NAME,
+        },
+        "required": ["contact", "line"],
+        "oneOf": [{"required": ["user"]}, {"required": ["ring_group"]}],
+        "additionalProperties": False,
+        "description": "Exactly one of `user` and `ring_group`.",
+    },
+    "DialerCall": _obj({"id": STRING}),
     "QueuedCaller": _obj(
         {"call_id": STRING, "caller": STRING, "waiting_seconds": {"type": "number", "minimum": 0}}
     ),
@@ -154,6 +168,7 @@ RESPONSES: dict[str, Any] = {
     "UnsupportedMediaType": _error("The body is not application/json."),
     "TooLarge": _error(f"The body is larger than {MAX_BODY_BYTES // 1024} KiB."),
     "Unprocessable": _error("The JSON body has unknown or missing fields or an invalid value."),
+    "Conflict": _error("Nobody is free to take the call."),
 }
 
 
@@ -162,6 +177,7 @@ def _errors(*names: str) -> dict[str, Any]:
         "BadRequest": "400",
         "Unauthorized": "401",
         "NotFound": "404",
+        "Conflict": "409",
         "TooLarge": "413",
         "UnsupportedMediaType": "415",
         "Unprocessable": "422",
@@ -310,6 +326,17 @@ PATHS: dict[str, Any] = {
             "requestBody": _body("LineOverrideUpdate"),
             "responses": {"200": _json(_ref("Line"), "The line now."), **_errors(*BODY_ERRORS)},
         },
+    },
+    "/api/v1/dialer/calls": {
+        "post": {
+            "operationId": "dialContact",
+            "summary": "Progressive dialer: ring a free user, then call the contact and bridge them.",
+            "requestBody": _body("DialerRequest"),
+            "responses": {
+                "202": _json(_ref("DialerCall"), "The outbound call's id (its record appears under /calls)."),
+                **_errors(*BODY_ERRORS, "Conflict"),
+            },
+        }
     },
     "/api/v1/queues": {
         "get": {

@@ -114,6 +114,17 @@ class DaemonControl(Protocol):
 
     def metrics(self) -> MetricsSnapshot: ...
 
+    def dial(self, contact: str, line: str, user: str | None, ring_group: str | None) -> str:
+        """Start a progressive-dialer call; returns its id or raises DialerRejected."""
+
+
+class DialerRejected(Exception):
+    """The dialer cannot place this call: `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 class ApiConfigError(ValueError):
     """The HTTP settings would expose the API unsafely."""
@@ -260,6 +271,32 @@ async def _json_body(request: web.Request, field: str, choices: Sequence[str]) -
     return value
 
 
+DIALER_FIELDS = frozenset({"contact", "line", "user", "ring_group"})
+
+
+async def _dialer_body(request: web.Request) -> dict[str, str]:
+    if request.content_type != "application/json":
+        _fail(415, "unsupported media type", "send Content-Type: application/json")
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, RecursionError):
+        _fail(400, "invalid JSON")
+    if not isinstance(body, dict):
+        _fail(422, "invalid body", "a JSON object")
+    unknown = sorted(set(body) - DIALER_FIELDS)
+    if unknown:
+        _fail(422, "unknown fields", {"fields": unknown})
+    if not all(isinstance(value, str) for value in body.values()):
+        _fail(422, "invalid body", "every field is a string")
+    if not isinstance(body.get("contact"), str) or not E164_RE.fullmatch(body["contact"]):
+        _fail(422, "invalid contact", "an E.164 number")
+    if not isinstance(body.get("line"), str) or not body["line"]:
+        _fail(422, "invalid line", "a line name")
+    if ("user" in body) == ("ring_group" in body):
+        _fail(422, "invalid body", "exactly one of user and ring_group")
+    return body
+
+
 def _opt_out_json(entry: OptOutEntry) -> dict[str, Any]:
     return {"number": entry.number, "source": entry.source, "at": utc_iso(entry.at)}
 
@@ -371,6 +408,16 @@ class _Api:
         }
         return web.json_response({"queues": queues})
 
+    async def dial(self, request: web.Request) -> web.Response:
+        body = await _dialer_body(request)
+        try:
+            call_id = self.control.dial(
+                body["contact"], body["line"], body.get("user"), body.get("ring_group")
+            )
+        except DialerRejected as rejected:
+            _fail(rejected.status, str(rejected))
+        return web.json_response({"id": call_id}, status=202)
+
     async def list_opt_outs(self, request: web.Request) -> web.Response:
         entries = await self.history.list_opt_outs()
         return web.json_response({"opt_outs": [_opt_out_json(entry) for entry in entries]})
@@ -420,6 +467,7 @@ def build_app(history: CallHistory, control: DaemonControl, token: Secret | None
     app.router.add_get("/api/v1/lines", api.list_lines)
     app.router.add_put("/api/v1/lines/{name}/override", api.put_line_override)
     app.router.add_get("/api/v1/queues", api.list_queues)
+    app.router.add_post("/api/v1/dialer/calls", api.dial)
     app.router.add_get("/api/v1/opt-outs", api.list_opt_outs)
     app.router.add_get("/api/v1/opt-outs/{number}", api.get_opt_out)
     app.router.add_put("/api/v1/opt-outs/{number}", api.put_opt_out)

@@ -118,13 +118,23 @@ class Talking:
 
 
 @dataclass(frozen=True, slots=True)
+class DialingUser:
+    """Progressive dialer: the user's phone rings first; the contact is called once they answer."""
+
+    user: str
+    stage = Stage.DIALER_USER
+
+
+@dataclass(frozen=True, slots=True)
 class Closing:
     """The caller is gone; waiting only for the voicemail result before the verdict."""
 
     stage = Stage.ENDED
 
 
-CallStage = Arriving | Welcome | Menu | Ringing | Queued | PressOne | InVoicemail | Talking | Closing
+CallStage = (
+    Arriving | Welcome | Menu | Ringing | Queued | PressOne | InVoicemail | Talking | DialingUser | Closing
+)
 
 
 @dataclass(slots=True)
@@ -147,6 +157,7 @@ class Call:
     dialed: str
     channel_id: str
     started_at: datetime
+    direction: Direction = Direction.INBOUND
     stage: CallStage = field(default_factory=Arriving)
     facts: list[Fact] = field(default_factory=list)
     legs: dict[str, Leg] = field(default_factory=dict)
@@ -191,6 +202,8 @@ class Engine:
         match event:
             case ev.CallArrived():
                 return self._arrive(event)
+            case ev.DialerRequested():
+                return self._dial_out(event)
             case ev.EndpointStateChanged(endpoint=endpoint, online=online):
                 changed = (endpoint in self.board.offline_endpoints) == online
                 (self.board.offline_endpoints.discard if online else self.board.offline_endpoints.add)(
@@ -231,7 +244,7 @@ class Engine:
             return []
         out: Actions = [act.Log(call.id, call.line.name, "call_failed", "error", {"error": error})]
         treatment = call.config.unknown_number
-        if treatment.action is UnknownNumberAction.DIALPLAN:
+        if treatment.action is UnknownNumberAction.DIALPLAN and call.direction is Direction.INBOUND:
             out.append(act.ContinueInDialplan(call.id, call.channel_id, treatment.context, call.dialed))
             self.channels.pop(call.channel_id, None)
         else:
@@ -321,6 +334,81 @@ class Engine:
             call.facts.append(Entered(Stage.WELCOME, at, line.welcome))
             return [self._play(call, (line.welcome,), playback_id)]
         return self._enter(call, line.route, at)
+
+    # ------------------------------------------------------------ progressive dialer
+
+    def free_user(self, user: str | None, ring_group: str | None) -> str | None:
+        """Who the dialer would reach first: the user if free, else the group's first free member."""
+        config = self.config
+        if user is not None:
+            return user if self.board.available(config, user) else None
+        group = config.ring_groups.get(ring_group or "")
+        if group is None:
+            return None
+        for layer in range(len(group.layers)):
+            for member in self.board.ring_order(config, group, layer, ring_group or ""):
+                if member not in self.board.offered:
+                    return member
+        return None
+
+    def _dial_out(self, event: ev.DialerRequested) -> Actions:
+        if event.call_id in self.calls:
+            return []
+        line = self.config.lines[event.line]
+        call = Call(
+            id=event.call_id,
+            config=self.config,
+            line=line,
+            origin=line,
+            caller=line.numbers[0],
+            caller_name="",
+            dialed=event.contact,
+            channel_id=f"{event.call_id}-user",
+            started_at=event.at,
+            direction=Direction.OUTBOUND,
+        )
+        self.calls[call.id] = call
+        self._follow(call, call.channel_id)
+        user = self.free_user(event.user, event.ring_group)
+        if user is None:
+            call.facts.append(RangOut(Stage.DIALER_USER, RangOutWhy.NO_AGENTS, event.at))
+            return self._with_progress(call, self._finish(call, event.at))
+        call.facts.append(Entered(Stage.DIALER_USER, event.at, user))
+        call.stage = DialingUser(user)
+        self.board.offered[user] = call.id
+        ring_seconds = PERSONAL_RING_SECONDS
+        out: Actions = [
+            act.Log(call.id, line.name, "dialer_started", "info", {"contact": call.dialed, "user": user}),
+            act.DialLeg(
+                call.id,
+                call.channel_id,
+                self.config.users[user].endpoint,
+                call.dialed,
+                timeout_seconds=ring_seconds,
+            ),
+            self._timer(call, "ring", ring_seconds),
+        ]
+        return self._with_progress(call, out)
+
+    def _dialing_user_event(self, call: Call, dialing: DialingUser, event: ev.Input) -> Actions:
+        match event:
+            case ev.LegProgress(status="ANSWER", at=at):
+                self.board.offered.pop(dialing.user, None)
+                self.board.talking[dialing.user] = call.id
+                call.answered_by = dialing.user
+                call.facts.append(Entered(Stage.DIALER_CONTACT, at, call.dialed))
+                call.stage = Ringing(Stage.DIALER_CONTACT, None, 0, ())
+                return [
+                    self._cancel(call, "ring"),
+                    *self._dial_external(call, call.dialed, EXTERNAL_RING_SECONDS),
+                ]
+            case ev.LegProgress(status=status, at=at) if status in LEG_FAILURES:
+                call.facts.append(RangOut(Stage.DIALER_USER, RangOutWhy.NO_ANSWER, at))
+                return self._hang_up_caller(call, at, "user_did_not_answer")
+            case ev.TimerFired(name="ring", at=at) | ev.ActionFailed(action="DialLeg", at=at):
+                call.facts.append(RangOut(Stage.DIALER_USER, RangOutWhy.NO_ANSWER, at))
+                return self._hang_up_caller(call, at, "user_did_not_answer")
+        return []
 
     # ------------------------------------------------------------ destinations
 
@@ -496,6 +584,8 @@ class Engine:
             return out + self._ring_backup(call, ringing.pending[0], at)
         call.facts.append(RangOut(ringing.stage, RangOutWhy.NO_ANSWER, at))
         out.append(act.StopRing(call.id, call.channel_id))
+        if ringing.stage is Stage.DIALER_CONTACT:
+            return out + self._hang_up_caller(call, at, "contact_did_not_answer")
         if ringing.stage is Stage.EXTERNAL and call.missed_handlings:
             return out + self._hang_up_caller(call, at, "external_no_answer")
         return out + self._missed_call_handling(call, at)
@@ -659,7 +749,7 @@ class Engine:
             self.board.talking[leg.user] = call.id
             if group is not None:
                 self.board.last_taker[group.name] = leg.user
-        call.answered_by = leg.user
+        call.answered_by = call.answered_by or leg.user
         call.facts.append(Answered(leg.user, at))
         call.stage = Talking(leg.id, leg.user)
         call.bridged = True
@@ -761,6 +851,8 @@ class Engine:
                 return self._queue_event(call, stage, event)
             case PressOne():
                 return self._press_one_event(call, stage, event)
+            case DialingUser():
+                return self._dialing_user_event(call, stage, event)
         return []
 
     def _is_caller_gone(self, call: Call, event: ev.ChannelHungUp | ev.ActionFailed) -> bool:
@@ -840,7 +932,7 @@ class Engine:
     def progress_record(self, call: Call) -> CallRecord:
         return CallRecord(
             id=call.id,
-            direction=Direction.INBOUND,
+            direction=call.direction,
             line=call.origin.name,
             caller=call.caller,
             dialed=call.dialed,

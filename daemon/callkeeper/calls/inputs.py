@@ -17,6 +17,19 @@ class CallArrived:
 
 
 @dataclass(frozen=True, slots=True)
+class DialerRequested:
+    """Progressive dialer: reach `user` (or the first free member of `ring_group`), then call `contact`
+    from `line` and bridge them."""
+
+    call_id: str
+    line: str
+    contact: str
+    user: str | None
+    ring_group: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelHungUp:
     """A channel we follow is gone (hangup request, destroyed, or left our app)."""
 
@@ -100,6 +113,7 @@ class LineOverrideChanged:
 
 Input = (
     CallArrived
+    | DialerRequested
     | ChannelHungUp
     | LegProgress
     | DtmfReceived

@@ -28,6 +28,8 @@ class Stage(enum.StrEnum):
     VOICEMAIL = "voicemail"
     DEAD_END = "dead_end"
     TALKING = "talking"
+    DIALER_USER = "dialer_user"
+    DIALER_CONTACT = "dialer_contact"
     ENDED = "ended"
 
 
@@ -93,6 +95,12 @@ _RANG_OUT_REASONS = {
     (Stage.PERSONAL_LINE, RangOutWhy.NO_AGENTS): Reason.PERSONAL_LINE_NO_ANSWER,
     (Stage.EXTERNAL, RangOutWhy.NO_ANSWER): Reason.PERSONAL_LINE_NO_ANSWER,
 }
+# The progressive dialer: a contact who does not answer is abandoned; when no user could be
+# reached the contact was never called, so nobody was let down.
+_DIALER_VERDICTS = {
+    Stage.DIALER_CONTACT: Verdict(Outcome.ABANDONED, Reason.PROGRESSIVE_NO_ANSWER),
+    Stage.DIALER_USER: Verdict(Outcome.IGNORED, Reason.PROGRESSIVE_USER_NO_ANSWER),
+}
 
 _ENTRY_RULES = {
     Stage.AFTER_HOURS: Verdict(Outcome.MISSED, Reason.AFTER_HOURS),
@@ -117,6 +125,8 @@ def _hangup_verdict(fact: CallerHungUp, pressed_digit: bool) -> Verdict | None:
             return Verdict(Outcome.MISSED, Reason.QUEUE_CALLER_HANGUP)
         case Stage.PERSONAL_LINE | Stage.EXTERNAL:
             return Verdict(Outcome.MISSED, Reason.PERSONAL_LINE_CALLER_HANGUP)
+        case Stage.DIALER_USER | Stage.DIALER_CONTACT:
+            return _DIALER_VERDICTS[fact.stage]
         case _:
             return None
 
@@ -140,6 +150,8 @@ def classify(
                 continue
             case Entered(stage=stage) if stage in _ENTRY_RULES:
                 first = _ENTRY_RULES[stage]
+            case RangOut(stage=stage) if stage in _DIALER_VERDICTS:
+                first = _DIALER_VERDICTS[stage]
             case RangOut(stage=stage, why=why):
                 first = Verdict(Outcome.MISSED, _RANG_OUT_REASONS[(stage, why)])
             case CallerHungUp():

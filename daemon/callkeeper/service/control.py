@@ -5,17 +5,20 @@ kept in the store so a restart remembers them."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
+import phonenumbers
 import structlog
 
 from callkeeper.api.metrics import MetricsSnapshot
-from callkeeper.api.server import QueuedCaller
+from callkeeper.api.server import DialerRejected, QueuedCaller
 from callkeeper.calls import inputs as ev
 from callkeeper.calls.engine import Queued
 from callkeeper.calls.switchboard import endpoint_key
+from callkeeper.config.model import Line
 from callkeeper.followups.service import FollowupService
 from callkeeper.records import CallRecord, now_utc
 from callkeeper.service.calls import CallService
@@ -25,6 +28,20 @@ log = structlog.get_logger(__name__)
 
 AWAY_KEY = "presence.away"
 OVERRIDE_KEY = "line.override."
+
+
+def dialable(number: str, line: Line) -> bool:
+    """Toll-fraud guard: the dialer calls only valid numbers of the line's own country (or the countries
+    its follow-up texts may go to)."""
+    try:
+        parsed = phonenumbers.parse(number)
+    except phonenumbers.NumberParseException:
+        return False
+    allowed = set(line.followup_text.allowed_countries) if line.followup_text else set()
+    for own in line.numbers:
+        if own.startswith("+"):
+            allowed.add(phonenumbers.region_code_for_number(phonenumbers.parse(own)) or "")
+    return phonenumbers.is_valid_number(parsed) and phonenumbers.region_code_for_number(parsed) in allowed
 
 
 class CallHistoryWithFollowups:
@@ -135,6 +152,24 @@ class LiveDaemon:
                     seconds = (now - call.stage.since).total_seconds()
                     waiting.setdefault(group, []).append(QueuedCaller(call_id, call.caller, seconds))
         return waiting
+
+    def dial(self, contact: str, line: str, user: str | None, ring_group: str | None) -> str:
+        engine = self.service.engine
+        config = engine.config
+        found = config.lines.get(line)
+        if found is None:
+            raise DialerRejected(404, f"no line {line!r}")
+        if user is not None and user not in config.users:
+            raise DialerRejected(404, f"no user {user!r}")
+        if ring_group is not None and ring_group not in config.ring_groups:
+            raise DialerRejected(404, f"no ring group {ring_group!r}")
+        if not dialable(contact, found):
+            raise DialerRejected(422, f"{contact} is not a valid number in this line's country")
+        if engine.free_user(user, ring_group) is None:
+            raise DialerRejected(409, "nobody is free to take the call")
+        call_id = f"out-{uuid.uuid4().hex[:16]}"
+        self.service.feed(ev.DialerRequested(call_id, line, contact, user, ring_group, now_utc()))
+        return call_id
 
     def metrics(self) -> MetricsSnapshot:
         service = self.service

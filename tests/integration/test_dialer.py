@@ -1,0 +1,61 @@
+"""The progressive dialer on real channels: a free user first, then the contact, bridged on answer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import Sandbox
+from tests.integration.daemon import RunningDaemon, running_daemon
+
+CONFIG = {
+    "users": {
+        "alice": {"endpoint": "Local/alice-1-4@user-answer"},  # answers after 1 s, talks 4 s
+        "bob": {"endpoint": "Local/bob@user-noanswer"},
+    },
+    "ring_groups": {"sales": {"members": ["alice"]}},
+    "lines": {"main": {"numbers": ["+12125550177"], "route": "ring_group:sales"}},
+}
+
+
+@pytest.fixture(scope="module")
+def daemon(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
+    with running_daemon(sandbox, tmp_path_factory.mktemp("dialer"), CONFIG) as running:
+        yield running
+
+
+async def dial(daemon: RunningDaemon, contact: str, **who: str) -> tuple[int, dict[str, str]]:
+    status, body = await daemon.api(
+        "POST", "/api/v1/dialer/calls", json={"contact": contact, "line": "main", **who}
+    )
+    return status, body
+
+
+async def test_contact_answers_and_talks_to_the_user(daemon: RunningDaemon) -> None:
+    status, body = await dial(daemon, "+14155550100", ring_group="sales")
+    assert status == 202, body
+    record = await daemon.verdict(body["id"])
+    assert (record["direction"], record["outcome"], record["answered_by"]) == (
+        "outbound",
+        "answered",
+        "alice",
+    )
+    assert (record["caller"], record["dialed"]) == ("+12125550177", "+14155550100")
+    assert [s["stage"] for s in record["steps"]] == ["dialer_user", "dialer_contact", "answered"]
+
+
+async def test_busy_contact_is_abandoned(daemon: RunningDaemon) -> None:
+    status, body = await dial(daemon, "+14155550199", user="alice")
+    assert status == 202, body
+    record = await daemon.verdict(body["id"])
+    assert (record["outcome"], record["reason"]) == ("abandoned", "progressive_no_answer")
+    await daemon.assert_nothing_left()
+
+
+async def test_requests_the_dialer_refuses(daemon: RunningDaemon) -> None:
+    assert (await dial(daemon, "+442079460000", user="alice"))[0] == 422  # another country: toll fraud guard
+    assert (await dial(daemon, "+14155550100", user="nobody"))[0] == 404
+    status, _ = await daemon.api("PUT", "/api/v1/users/alice/presence", json={"presence": "away"})
+    assert status == 200
+    assert (await dial(daemon, "+14155550100", user="alice"))[0] == 409
