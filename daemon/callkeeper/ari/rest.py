@@ -339,6 +339,11 @@ class AriRestClient:
             "POST", f"/applications/{_segment(app)}/subscription", {"eventSource": event_source}
         )
 
+    async def set_event_filter(self, app: str, allowed: Sequence[str]) -> None:
+        """Asterisk sends `app` only events of these types from now on (until it restarts)."""
+        body = {"allowed": [{"type": name} for name in allowed]}
+        await self._request("PUT", f"/applications/{_segment(app)}/eventFilter", body=body)
+
 
 def _media(media: str | Sequence[str]) -> str:
     return media if isinstance(media, str) else ",".join(media)

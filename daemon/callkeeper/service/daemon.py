@@ -28,6 +28,7 @@ from callkeeper.service.calls import CallService
 from callkeeper.service.control import CallHistoryWithFollowups, LiveDaemon
 from callkeeper.service.records import RecordWriter
 from callkeeper.service.systemd import Notifier, watchdog_loop
+from callkeeper.service.translate import WANTED_EVENTS
 from callkeeper.store.base import Store, open_store
 
 log = structlog.get_logger(__name__)
@@ -69,6 +70,7 @@ class Daemon:
 
     async def _on_ready(self) -> None:
         app = self.config.asterisk.app
+        await self.rest.set_event_filter(app, WANTED_EVENTS)
         await self.rest.subscribe(app, "endpoint:PJSIP")
         now = now_utc()
         for endpoint in await self.rest.list_endpoints():

@@ -8,6 +8,23 @@ from callkeeper.calls import inputs as ev
 INBOUND = "inbound"
 VOICEMAIL_EVENT = "CallkeeperVoicemail"
 
+# What `to_inputs` reads, and ApplicationReplaced for the connection. The daemon asks Asterisk for
+# these only: ChannelVarset, ChannelDialplan, caller-id and bridge events, over half of a call's
+# stream (bench/replay.py), are then neither serialized nor sent nor parsed.
+WANTED_EVENTS = (
+    ari.StasisStart.type,
+    ari.StasisEnd.type,
+    ari.ChannelHangupRequest.type,
+    ari.ChannelDestroyed.type,
+    ari.Dial.type,
+    ari.ChannelStateChange.type,
+    ari.ChannelDtmfReceived.type,
+    ari.PlaybackFinished.type,
+    ari.ChannelUserevent.type,
+    ari.EndpointStateChange.type,
+    ari.ApplicationReplaced.type,
+)
+
 
 def to_inputs(event: ari.AriEvent) -> tuple[ev.Input, ...]:
     if isinstance(event, ari.UnknownEvent):
