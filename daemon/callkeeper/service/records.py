@@ -22,8 +22,8 @@ FinalHook = Callable[[CallRecord], Awaitable[None]]
 
 
 class RecordWriter:
-    """`on_final` runs once a call's final record is stored (follow-up texts, webhooks); it is
-    retried like a write until it succeeds, so a store hiccup loses no follow-up."""
+    """`on_final` runs for a call's final record (follow-up texts, webhooks); it is retried like a
+    write until it succeeds, so a store hiccup loses no follow-up."""
 
     def __init__(
         self, sink: RecordSink, retry_seconds: float = 1.0, on_final: FinalHook | None = None
@@ -55,10 +55,13 @@ class RecordWriter:
                 call_id = next(iter(self.waiting))
                 record = self.waiting.pop(call_id)
                 try:
-                    await self.sink.save_call(record)
-                    self.written += 1
+                    # Follow-ups are planned before the final record is stored: if the daemon dies
+                    # in between, the record is still open, the restart closes it and plans again
+                    # (planning is idempotent), so no follow-up is lost.
                     if record.ended and self.on_final is not None:
                         await self.on_final(record)
+                    await self.sink.save_call(record)
+                    self.written += 1
                 except Exception as error:  # the store is down: keep the record and try again
                     self.failures += 1
                     log.warning("record_write_failed", call_id=call_id, error=str(error))
