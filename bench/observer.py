@@ -1,0 +1,126 @@
+"""Asterisk's own view of the calls: an ARI application subscribed to everything (`subscribeAll`)
+that no channel ever enters. It keeps, per channel, Asterisk's timestamps of what happened to it,
+so latencies are measured by Asterisk's clock and never by the daemon under test."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import defaultdict
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+from tests.conftest import Sandbox
+
+OBSERVER_APP = "bench-observer"
+
+
+def _seconds(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+class Observer:
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.events = 0
+        self.created: dict[str, float] = {}
+        self.stasis: dict[str, float] = {}
+        self.up: dict[str, float] = {}
+        self.ringing: dict[str, float] = {}
+        self.destroyed: dict[str, float] = {}
+        self.dialled_by: dict[str, str] = {}
+        self.hangup_seq: dict[str, int] = {}
+        self.playback_seqs: defaultdict[str, list[int]] = defaultdict(list)
+        self.bridged: defaultdict[str, set[str]] = defaultdict(set)
+        self.playbacks_done: defaultdict[str, list[float]] = defaultdict(list)
+        self._session: aiohttp.ClientSession | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._websocket: aiohttp.ClientWebSocketResponse | None = None
+
+    async def __aenter__(self) -> Self:
+        self._session = aiohttp.ClientSession(headers={"Authorization": self.sandbox.authorization})
+        self._websocket = websocket = await self._session.ws_connect(
+            f"{self.sandbox.ari_url}/ari/events",
+            params={"app": OBSERVER_APP, "subscribeAll": "true"},
+            heartbeat=30,
+            max_msg_size=0,
+        )
+        self._reader = asyncio.create_task(self._read(websocket))
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._websocket is not None:
+            await self._websocket.close()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _read(self, websocket: aiohttp.ClientWebSocketResponse) -> None:
+        async for message in websocket:
+            if message.type is aiohttp.WSMsgType.TEXT:
+                self.note(json.loads(message.data))
+
+    def note(self, event: dict[str, Any]) -> None:
+        """Times are Asterisk's; `*_seq` is the order in which Asterisk sent the events."""
+        self.events += 1
+        kind = event["type"]
+        at = _seconds(event["timestamp"])
+        channel = event.get("channel") or {}
+        channel_id = channel.get("id", "")
+        if kind == "ChannelCreated":
+            self.created[channel_id] = _seconds(channel["creationtime"])
+        elif kind == "ChannelDialplan" and event.get("dialplan_app") == "Stasis":
+            self.stasis.setdefault(channel_id, at)
+        elif kind == "ChannelStateChange":
+            if channel.get("state") == "Up":
+                self.up.setdefault(channel_id, at)
+            elif channel.get("state") == "Ringing":
+                self.ringing.setdefault(channel_id, at)
+        elif kind == "Dial":
+            peer = event["peer"]["id"]
+            caller = event.get("caller")
+            if caller:
+                self.dialled_by.setdefault(peer, caller["id"])
+            if event.get("dialstatus") == "RINGING":
+                self.ringing.setdefault(peer, at)
+        elif kind == "PlaybackFinished":
+            target = event["playback"]["target_uri"]
+            if target.startswith("channel:"):
+                self.playbacks_done[target.removeprefix("channel:")].append(at)
+                self.playback_seqs[target.removeprefix("channel:")].append(self.events)
+        elif kind == "ChannelEnteredBridge":
+            self.bridged[event["bridge"]["id"]].add(channel_id)
+        elif kind == "ChannelDestroyed":
+            self.destroyed[channel_id] = at
+        if kind in ("ChannelHangupRequest", "ChannelDestroyed"):
+            self.hangup_seq.setdefault(channel_id, self.events)
+
+    # ------------------------------------------------------------ per call
+
+    def legs_of(self, inbound: str) -> list[str]:
+        """callkeeper's user legs of a call (`<call id>-leg-<n>`) and native Dial() peers."""
+        prefix = f"{inbound}-leg-"
+        return [c for c in self.created if c.startswith(prefix) or self.dialled_by.get(c) == inbound]
+
+    def first_ring(self, inbound: str) -> float | None:
+        times = [self.ringing[c] for c in self.legs_of(inbound) if c in self.ringing]
+        return min(times) if times else None
+
+    def talked_to_user(self, inbound: str) -> bool:
+        """A user's channel was in one bridge with the caller."""
+        return any(c.startswith(f"{inbound}-leg-") for c in self.bridged.get(f"callkeeper-{inbound}", ()))
+
+    def hung_up_before_playback_end(self, inbound: str) -> bool:
+        ended = self.playback_seqs.get(inbound)
+        return not ended or self.hangup_seq.get(inbound, 0) < ended[0]
+
+    def voicemail_dialled(self, inbound: str) -> bool:
+        return any(c.startswith(f"{inbound}-vm-") for c in self.created)
