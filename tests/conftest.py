@@ -12,7 +12,9 @@ from __future__ import annotations
 import base64
 import os
 import shlex
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +97,19 @@ class Sandbox:
     def start(self) -> None:
         """Starts Asterisk again with the same configs and URL (about a second)."""
         _sandbox_env("up", "--with-tests")
+
+    def crash(self) -> None:
+        """Kills Asterisk at once (SIGKILL): no hangups, no goodbye; `start()` brings it back."""
+        pid = int(_sandbox_env("env")["ASTERISK_PID"])
+        os.kill(pid, signal.SIGKILL)
+        while True:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                return
+            if state == "Z":
+                return
+            time.sleep(0.05)
 
     def restart(self) -> None:
         """A fresh Asterisk: all channels and bridges gone, voicemail and astdb kept."""

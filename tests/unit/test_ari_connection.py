@@ -449,6 +449,25 @@ async def test_close_while_backing_off_returns_promptly(unused_tcp_port: int) ->
         await waiter
 
 
+async def test_once_connected_the_backoff_is_capped(asterisk: FakeAsterisk) -> None:
+    """Calls wait in Asterisk while the daemon is away: a long backoff must not keep it away."""
+    backoff = RecordingBackoff(delay=30.0)
+    connection = make_connection(asterisk.port, Owner(), backoff, reconnect_cap_seconds=0.1)
+    runner = asyncio.create_task(connection.run())
+    async with asyncio.timeout(5):
+        await connection.wait_ready()
+
+    await asterisk.drop()
+    await wait_state(connection, ConnectionState.DISCONNECTED, ConnectionState.CONNECTING)
+    async with asyncio.timeout(2):
+        await connection.wait_ready()
+
+    assert backoff.attempts == [0]
+    assert connection.reconnects == 1
+    await connection.close()
+    await runner
+
+
 async def test_close_before_run_makes_run_return(asterisk: FakeAsterisk) -> None:
     connection = make_connection(asterisk.port, Owner())
 

@@ -63,7 +63,9 @@ _WEBSOCKET_LOG = _WebsocketLog(logging.getLogger("callkeeper.ari.websocket"))
 
 class AriConnection:
     """`run()` connects and keeps reconnecting until `close()`; it raises AriAuthError (or
-    another non-retryable AriError) when retrying cannot help.
+    another non-retryable AriError) when retrying cannot help. Once it has been connected, it
+    retries at least every `reconnect_cap_seconds`, so calls are picked up soon after Asterisk
+    is back.
 
     After every (re)connect `on_ready` is awaited before any event of the new socket is handed
     to `on_event`: Asterisk does not queue events for an absent app, so that is where the
@@ -80,6 +82,7 @@ class AriConnection:
         backoff: Backoff | None = None,
         stable_after_seconds: float = 10.0,
         ping_interval_seconds: float = 20.0,
+        reconnect_cap_seconds: float = 1.0,
     ) -> None:
         self._config = config
         self._on_event = on_event
@@ -89,6 +92,7 @@ class AriConnection:
         self._backoff = backoff or ExponentialBackoff()
         self._stable_after = stable_after_seconds
         self._ping_interval = ping_interval_seconds
+        self._reconnect_cap = reconnect_cap_seconds
         base = config.url.rstrip("/").replace("http", "ws", 1) + "/ari" + EVENTS_PATH
         self._events_url = base + "?" + urlencode({"app": config.app, "subscribeAll": "false"})
         self._headers = basic_auth_header(config)
@@ -178,6 +182,9 @@ class AriConnection:
                 attempt = 0
                 self._backoff.reset()
             delay = self._backoff.next_delay(attempt)
+            if self._ever_ready:
+                # Calls wait in Asterisk for us: once connected, never back off longer than this.
+                delay = min(delay, self._reconnect_cap)
             attempt += 1
             self._note_failure(error, delay, was_ready)
             await asyncio.sleep(delay)

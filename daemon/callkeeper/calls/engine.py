@@ -50,6 +50,8 @@ PERSONAL_RING_SECONDS = 20
 QUEUE_RETRY_SECONDS = 3.0
 VOICEMAIL_RESULT_WAIT_SECONDS = 3.0
 MAX_MISSED_CALL_HANDLINGS = 3
+BRIDGE_PREFIX = "callkeeper-"
+PLAYBACK = "playback"  # in the `extra` of a record in progress: what the caller hears
 LEG_FAILURES = frozenset({"BUSY", "CONGESTION", "CHANUNAVAIL", "NOANSWER", "CANCEL", "DONTCALL", "TORTURE"})
 
 
@@ -170,6 +172,8 @@ class Call:
     answered_by: str | None = None
     bridged: bool = False
     saved_facts: int = -1
+    saved_playback: str | None = None
+    end_observed: bool = True
     followed: set[str] = field(default_factory=set)
 
     def next_id(self, kind: str) -> str:
@@ -178,7 +182,7 @@ class Call:
 
     @property
     def bridge_id(self) -> str:
-        return f"callkeeper-{self.id}"
+        return f"{BRIDGE_PREFIX}{self.id}"
 
 
 Actions = list[act.Action]
@@ -219,6 +223,8 @@ class Engine:
                 else:
                     self.board.line_overrides[line] = mode
                 return []
+            case ev.CallAdopted():
+                return self._adopt(event)
             case ev.TimerFired(call_id=call_id) | ev.ActionFailed(call_id=call_id):
                 call = self.calls.get(call_id)
             case ev.PlaybackDone(playback_id=playback_id):
@@ -234,6 +240,10 @@ class Engine:
                 return []
         if call is None:
             return []
+        if isinstance(event, ev.ChannelHungUp) and not event.observed:
+            # Asterisk went away: the call is cut off where it was, whichever channel went first.
+            call.end_observed = False
+            return self._with_progress(call, self._caller_left(call, event.at))
         out = self._on_call_event(call, event)
         return self._with_progress(call, out)
 
@@ -243,6 +253,7 @@ class Engine:
         if call is None:
             return []
         out: Actions = [act.Log(call.id, call.line.name, "call_failed", "error", {"error": error})]
+        out += self._drop_legs(call)
         treatment = call.config.unknown_number
         if treatment.action is UnknownNumberAction.DIALPLAN and call.direction is Direction.INBOUND:
             out.append(act.ContinueInDialplan(call.id, call.channel_id, treatment.context, call.dialed))
@@ -294,7 +305,11 @@ class Engine:
             log = act.Log(
                 call_id, line.name, "not_accepting_calls", "warning", {"context": treatment.context}
             )
-            return [log, act.ContinueInDialplan(call_id, event.channel_id, treatment.context, event.dialed)]
+            return [
+                log,
+                act.ContinueInDialplan(call_id, event.channel_id, treatment.context, event.dialed),
+                act.Forget(call_id),
+            ]
         record = CallRecord(
             id=call_id,
             direction=Direction.INBOUND,
@@ -908,6 +923,7 @@ class Engine:
             outcome=verdict.outcome,
             reason=verdict.reason,
             short=verdict.short,
+            end_observed=call.end_observed,
         )
         self.calls.pop(call.id, None)
         for followed in call.followed:
@@ -927,6 +943,159 @@ class Engine:
         ]
         return out + (self._dispatch_queues(at) if freed or self.board.queues else [])
 
+    # ------------------------------------------------------------ restart and shutdown
+
+    def _adopt(self, event: ev.CallAdopted) -> Actions:
+        """A caller waits in our app and no call follows it: the daemon before us died. The call
+        goes on from its stored journey: talking or voicemail while a leg of ours serves the caller,
+        hung up if that service ended meanwhile, otherwise routed again from where it was."""
+        record = event.record
+        origin = self.config.lines.get(record.line or "") if record else None
+        origin = origin or self.config.line_for_number(event.dialed)
+        if origin is None or not self.accepting:
+            arrived = ev.CallArrived(
+                event.channel_id, event.caller, event.caller_name, event.dialed, event.at
+            )
+            legs: Actions = [act.Hangup(event.channel_id, leg.channel_id) for leg in event.legs]
+            legs += self._not_taken(arrived, origin)
+            return legs + (self.close_unobserved(record, event.at) if record else [])
+        call = Call(
+            id=event.channel_id,
+            config=self.config,
+            line=origin,
+            origin=origin,
+            caller=event.caller,
+            caller_name=event.caller_name,
+            dialed=event.dialed,
+            channel_id=event.channel_id,
+            started_at=record.started_at if record else event.at,
+        )
+        call.bridged = event.bridge == call.bridge_id
+        playback = str(record.extra.get(PLAYBACK, "")) if record else ""
+        if record is not None:
+            call.facts = facts_from_steps(record.steps)
+            call.answered_by, call.voicemail = record.answered_by, record.voicemail
+            lines = [f.detail for f in call.facts if isinstance(f, Entered) and f.stage is Stage.LINE]
+            call.line = self.config.lines.get(lines[-1], origin) if lines else origin
+        # New ids must not meet the old ones that Asterisk may still hold.
+        call.seq = max(_serial(call.id, known) for known in (playback, *(g.channel_id for g in event.legs)))
+        stage, detail = _where(call.facts)
+        call.facts.append(Entered(Stage.ADOPTED, event.at, stage.value))
+        self.calls[call.id] = call
+        self._follow(call, call.channel_id)
+        out: Actions = [act.Log(call.id, call.line.name, "call_adopted", "warning", {"stage": stage.value})]
+        if not event.answered:
+            out.append(act.Answer(call.id, call.channel_id))
+        if playback:
+            out.append(act.StopPlayback(call.id, playback))
+        serving = _serving_leg(event)
+        out += [act.Hangup(call.id, leg.channel_id) for leg in event.legs if leg is not serving]
+        if serving is None:
+            out += self._resume(call, stage, detail, event.at)
+        elif serving.channel_id.startswith(f"{call.id}-vm-"):
+            self._resume_voicemail(call, serving.channel_id, detail if stage is Stage.VOICEMAIL else "")
+        else:
+            out += self._resume_talking(call, serving, stage, event.at)
+        return self._with_progress(call, out)
+
+    def _resume(self, call: Call, stage: Stage, detail: str, at: datetime) -> Actions:
+        """An adopted caller nobody serves: on from the stage the journey stopped in."""
+        config = call.config
+        match stage:
+            case Stage.TALKING | Stage.VOICEMAIL | Stage.DEAD_END:
+                return self._hang_up_caller(call, at, "ended_while_unattended")
+            case Stage.WELCOME:
+                return self._enter(call, call.line.route, at)
+            case Stage.IVR if detail in config.ivrs:
+                return self._start_menu(call, config.ivrs[detail], 1, at)
+            case Stage.RING_GROUP if detail in config.ring_groups:
+                return self._start_ring_group(call, config.ring_groups[detail], at)
+            case Stage.QUEUE if detail in config.ring_groups and config.ring_groups[detail].queue:
+                return self._start_queue(call, config.ring_groups[detail], at)
+            case Stage.PERSONAL_LINE if detail in config.users:
+                return self._start_personal_line(call, detail, at)
+            case Stage.PERSONAL_LINE if detail.startswith("backup "):
+                return self._ring_backup(call, detail.removeprefix("backup "), at)
+            case Stage.EXTERNAL:
+                return self._start_external(call, detail, at)
+            case Stage.MISSED_CALL_HANDLING | Stage.PRESS_1:
+                return self._missed_call_handling(call, at)
+        return self._start_line(call, at)
+
+    def _resume_talking(self, call: Call, serving: ev.AdoptedLeg, stage: Stage, at: datetime) -> Actions:
+        by = call.answered_by or next(
+            (u.name for u in call.config.users.values() if serving.name.startswith(f"{u.endpoint}-")),
+            serving.name,
+        )
+        call.legs[serving.channel_id] = Leg(serving.channel_id, by, answered=True)
+        self._follow(call, serving.channel_id)
+        call.stage = Talking(serving.channel_id, by)
+        if by in call.config.users:
+            self.board.talking[by] = call.id
+        if not any(isinstance(f, Answered) for f in call.facts):
+            call.answered_by = by
+            call.facts.append(Answered(by, at))
+        if serving.bridge is not None:
+            return []
+        # A user answered while no daemon ran: connect them now.
+        call.bridged = True
+        stop: act.Action = (
+            act.StopMoh(call.id, call.channel_id)
+            if stage is Stage.QUEUE
+            else act.StopRing(call.id, call.channel_id)
+        )
+        return [stop, act.BridgeChannels(call.id, call.bridge_id, (call.channel_id, serving.channel_id))]
+
+    def _resume_voicemail(self, call: Call, leg_id: str, mailbox: str) -> None:
+        call.legs[leg_id] = Leg(leg_id, "voicemail", answered=True)
+        self._follow(call, leg_id)
+        self._follow(call, f"{leg_id}-far")
+        call.stage = InVoicemail(leg_id, mailbox or call.line.mailbox)
+        call.voicemail_pending = True
+
+    def close_unobserved(self, record: CallRecord, at: datetime) -> Actions:
+        """The open record of a call that ended while no daemon watched (this one was down or cut
+        off): the caller is taken to have left where the journey stopped."""
+        facts = facts_from_steps(record.steps)
+        stage, detail = _where(facts)
+        group = self.config.ring_groups.get(detail) if stage in (Stage.RING_GROUP, Stage.QUEUE) else None
+        facts.append(CallerHungUp(stage, at, group is not None and group.fishing_mode))
+        line = self.config.lines.get(record.line or "")
+        verdict = classify(facts, record.started_at, at, line.short_abandon_seconds if line else 0)
+        final = replace(
+            record,
+            ended_at=at,
+            outcome=verdict.outcome,
+            reason=verdict.reason,
+            short=verdict.short,
+            end_observed=False,
+            extra={k: v for k, v in record.extra.items() if k != PLAYBACK},
+        )
+        return [
+            act.SaveRecord(record.id, final, final=True),
+            act.Log(
+                record.id,
+                record.line,
+                "call_end_not_observed",
+                "warning",
+                {"stage": stage.value, "reason": verdict.reason.value},
+            ),
+        ]
+
+    def shut_down(self, at: datetime) -> Actions:
+        """The shutdown grace is over with calls left: none may stay in our app without a daemon.
+        Callers who talk or leave a message are hung up; the others get the failure treatment."""
+        self.board.queues.clear()
+        out: Actions = []
+        for call in list(self.calls.values()):
+            if isinstance(call.stage, Talking | InVoicemail):
+                out += self._hang_up_caller(call, at, "shutdown")
+            elif not isinstance(call.stage, Closing):
+                out += self.fail_call(call.id, at, "still in progress when the shutdown grace expired")
+            if call.id in self.calls:  # a voicemail result that would come too late
+                out += self._finish(call, at)
+        return out
+
     # ------------------------------------------------------------ records and helpers
 
     def progress_record(self, call: Call) -> CallRecord:
@@ -941,12 +1110,15 @@ class Engine:
             voicemail=call.voicemail,
             steps=tuple(_step(f) for f in call.facts),
             host=self.host,
+            extra={PLAYBACK: playback} if (playback := _playback_of(call.stage)) else {},
         )
 
     def _with_progress(self, call: Call, out: Actions) -> Actions:
-        """Save the record of a call in progress whenever its journey grew (restart safety)."""
-        if call.id in self.calls and len(call.facts) != call.saved_facts:
-            call.saved_facts = len(call.facts)
+        """Save the record of a call in progress whenever its journey grew or its caller's audio
+        changed (restart safety: a daemon adopting the call must stop that audio first)."""
+        playback = _playback_of(call.stage)
+        if call.id in self.calls and (len(call.facts), playback) != (call.saved_facts, call.saved_playback):
+            call.saved_facts, call.saved_playback = len(call.facts), playback
             out.append(act.SaveRecord(call.id, self.progress_record(call)))
         return out
 
@@ -967,6 +1139,40 @@ class Engine:
     def _cancel(self, call: Call, name: str) -> act.CancelTimer:
         call.timers.pop(name, None)
         return act.CancelTimer(call.id, name)
+
+
+def _playback_of(stage: CallStage) -> str | None:
+    match stage:
+        case Welcome(playback_id=playing) | Menu(playback_id=playing) | PressOne(playback_id=playing):
+            return playing
+        case Queued(announcing=playing):
+            return playing
+    return None
+
+
+def _where(facts: list[Fact]) -> tuple[Stage, str]:
+    """The stage a stored journey stopped in (talking once answered), and its detail."""
+    for fact in reversed(facts):
+        match fact:
+            case Answered(by=by):
+                return Stage.TALKING, by
+            case Entered(stage=stage, detail=detail) if stage is not Stage.ADOPTED:
+                return stage, detail
+    return Stage.ARRIVED, ""
+
+
+def _serving_leg(event: ev.CallAdopted) -> ev.AdoptedLeg | None:
+    """The leg the caller is bridged with, or else a user's that answered while no daemon ran."""
+    up = [leg for leg in event.legs if leg.up]
+    bridged = [leg for leg in up if event.bridge is not None and leg.bridge == event.bridge]
+    answered = [leg for leg in up if leg.bridge is None and f"{event.channel_id}-leg-" in leg.channel_id]
+    return next(iter(bridged or answered), None)
+
+
+def _serial(call_id: str, item_id: str) -> int:
+    """The N of an id a call gave out (`<call_id>-leg-N`, `<call_id>-vm-N-far`, ...); 0 otherwise."""
+    parts = item_id.removeprefix(f"{call_id}-").split("-")
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
 
 
 def facts_from_steps(steps: tuple[Step, ...]) -> list[Fact]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from callkeeper.records import CallRecord
+
 
 @dataclass(frozen=True, slots=True)
 class CallArrived:
@@ -31,11 +33,13 @@ class DialerRequested:
 
 @dataclass(frozen=True, slots=True)
 class ChannelHungUp:
-    """A channel we follow is gone (hangup request, destroyed, or left our app)."""
+    """A channel we follow is gone (hangup request, destroyed, or left our app); not `observed`
+    when Asterisk took it down as it shut down, or a reconnect found the caller missing."""
 
     channel_id: str
     at: datetime
     cause: int = 0
+    observed: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +115,33 @@ class LineOverrideChanged:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class AdoptedLeg:
+    """A channel of our app dialed for the call (`name` is Asterisk's, e.g. `PJSIP/alice-0000002a`);
+    `bridge` is the bridge it is in."""
+
+    channel_id: str
+    name: str
+    up: bool
+    bridge: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallAdopted:
+    """After a (re)connect: a caller in our app that no call follows (a daemon before us died);
+    `record` is its open record, if one was stored, and `legs` what it had dialed."""
+
+    channel_id: str
+    caller: str
+    caller_name: str
+    dialed: str
+    answered: bool
+    bridge: str | None
+    legs: tuple[AdoptedLeg, ...]
+    record: CallRecord | None
+    at: datetime
+
+
 Input = (
     CallArrived
     | DialerRequested
@@ -124,4 +155,5 @@ Input = (
     | EndpointStateChanged
     | PresenceChanged
     | LineOverrideChanged
+    | CallAdopted
 )

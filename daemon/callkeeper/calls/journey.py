@@ -15,6 +15,7 @@ from callkeeper.records import Outcome, Reason
 
 class Stage(enum.StrEnum):
     ARRIVED = "arrived"
+    ADOPTED = "adopted"  # a restarted daemon took the call over; the detail is where it was
     AFTER_HOURS = "after_hours"
     WELCOME = "welcome"
     IVR = "ivr"

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
-from collections.abc import Callable, Coroutine
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime
 
 import structlog
 
 from callkeeper.ari.errors import AriConflict, AriError, AriNotFound
-from callkeeper.ari.events import AriEvent, UnknownEvent
+from callkeeper.ari.events import AriEvent, Channel, UnknownEvent
 from callkeeper.ari.rest import AriRestClient
 from callkeeper.calls import actions as act
 from callkeeper.calls import inputs as ev
-from callkeeper.calls.engine import Engine
+from callkeeper.calls.engine import BRIDGE_PREFIX, Engine
 from callkeeper.config.model import Config
 from callkeeper.records import CallRecord, now_utc
 from callkeeper.service.metrics import CallCounters
@@ -31,6 +31,7 @@ log = structlog.get_logger(__name__)
 
 DIAL_ATTEMPTS = 20
 DIAL_RETRY_SECONDS = 0.025
+SHUTDOWN_CLEANUP_SECONDS = 5.0
 # Failing to undo something on a channel that is already gone is the normal end of a call.
 _CLEANUP = (act.Hangup, act.StopRing, act.StopPlayback, act.StopMoh, act.DestroyBridge)
 
@@ -208,7 +209,8 @@ class CallService:
             case act.DialLeg():
                 await self._dial_leg(action)
             case act.BridgeChannels(bridge_id=bridge_id, channel_ids=channel_ids):
-                await rest.create_bridge(bridge_id, "mixing", name=bridge_id)
+                with contextlib.suppress(AriConflict):  # a daemon before us created it, then died
+                    await rest.create_bridge(bridge_id, "mixing", name=bridge_id)
                 for channel_id in channel_ids:
                     await rest.add_channel(bridge_id, channel_id)
             case act.DestroyBridge(bridge_id=bridge_id):
@@ -233,7 +235,7 @@ class CallService:
                 await self.rest.subscribe(self.config.asterisk.app, f"channel:{leg.other_id}")
             await self._dial_when_in_stasis(leg)
         except AriError:
-            await self._hangup_quietly(leg.leg_id)
+            await self._quietly(self.rest.hangup(leg.leg_id))
             raise
 
     async def _dial_when_in_stasis(self, leg: act.DialLeg) -> None:
@@ -250,44 +252,96 @@ class CallService:
 
     # ------------------------------------------------------------ life cycle
 
-    async def reconcile(self) -> None:
+    async def reconcile(self, open_records: Sequence[CallRecord] = ()) -> None:
         """After every (re)connect: Asterisk sent nothing while we were away, so compare what it
-        has with what we follow. Calls whose channels vanished are ended; channels of our app that
-        we do not know (a restart) are routed afresh."""
+        has with what we follow. Calls whose channels vanished end, their end not observed.
+        Callers in our app that no call follows (a daemon before us died) are adopted with their
+        open record and legs; other channels and bridges of ours are ended; the open records
+        left are of calls that ended while no daemon watched."""
         channels = await self.rest.list_channels()
-        present = {c.id for c in channels}
+        bridges = await self.rest.list_bridges()
         now = self.clock()
-        for channel_id in [c for c in self.engine.channels if c not in present]:
-            self.feed(ev.ChannelHungUp(channel_id, now))
+        present = {c.id for c in channels}
+        callers = {call.channel_id for call in self.engine.calls.values()}
+        # A vanished caller cuts its call off (first, so that its vanished legs change nothing);
+        # a vanished leg of a caller still there is a leg that ended.
+        gone = [c for c in self.engine.channels if c not in present]
+        for channel_id in sorted(gone, key=lambda c: c not in callers):
+            self.feed(ev.ChannelHungUp(channel_id, now, observed=channel_id not in callers))
+        bridge_of = {channel: bridge.id for bridge in bridges for channel in bridge.channels}
+        records = {record.id: record for record in open_records}
+        found: list[tuple[Channel, str]] = []
+        legs: dict[str, list[Channel]] = defaultdict(list)
         for channel in channels:
-            if channel.id in self.engine.channels:
-                continue
             app_data = channel.dialplan.app_data.split(",")
-            if channel.dialplan.app_name != "Stasis" or app_data[0] != self.config.asterisk.app:
+            if (
+                channel.id in self.engine.channels
+                or channel.dialplan.app_name != "Stasis"
+                or app_data[0] != self.config.asterisk.app
+            ):
                 continue
             if len(app_data) >= 3 and app_data[1] == "inbound":
-                log.warning("adopting_call", call_id=channel.id, channel=channel.id, dialed=app_data[2])
-                self.feed(
-                    ev.CallArrived(channel.id, channel.caller.number, channel.caller.name, app_data[2], now)
-                )
+                found.append((channel, app_data[2]))
+            elif len(app_data) >= 3 and app_data[1] == "leg":
+                legs[app_data[2]].append(channel)
             else:
-                log.info("ending_orphan_channel", channel=channel.id)
-                await self._hangup_quietly(channel.id)
+                legs[""].append(channel)  # of no call at all
+        for channel, dialed in found:
+            adopted_legs = tuple(
+                ev.AdoptedLeg(leg.id, leg.name, leg.state == "Up", bridge_of.get(leg.id))
+                for leg in legs.pop(channel.id, [])
+            )
+            caller = channel.caller
+            self.feed(
+                ev.CallAdopted(
+                    channel.id,
+                    caller.number,
+                    caller.name,
+                    dialed,
+                    channel.state == "Up",
+                    bridge_of.get(channel.id),
+                    adopted_legs,
+                    records.pop(channel.id, None),
+                    now,
+                )
+            )
+        for orphan in [leg for call_legs in legs.values() for leg in call_legs]:
+            log.info("ending_orphan_channel", channel=orphan.id)
+            await self._quietly(self.rest.hangup(orphan.id))
+        ours = {call.bridge_id for call in self.engine.calls.values()}
+        for bridge in bridges:
+            if bridge.id.startswith(BRIDGE_PREFIX) and bridge.id not in ours:
+                log.info("ending_orphan_bridge", bridge=bridge.id)
+                await self._quietly(self.rest.destroy_bridge(bridge.id))
+        for record in records.values():
+            if record.id not in self.engine.calls:
+                self.dispatch(self.engine.close_unobserved(record, now))
 
-    async def _hangup_quietly(self, channel_id: str) -> None:
+    async def _quietly(self, cleanup: Awaitable[None]) -> None:
+        """Ending what is gone already is no failure."""
         try:
-            await self.rest.hangup(channel_id)
+            await cleanup
         except AriError as error:
-            log.debug("orphan_hangup_failed", channel=channel_id, error=str(error))
+            log.debug("cleanup_failed", error=str(error))
 
     def calls_in_progress(self) -> int:
         return len(self.engine.calls)
 
     async def drain(self, grace_seconds: float) -> None:
-        """Let calls in progress finish (SIGTERM), for at most `grace_seconds`."""
-        with contextlib.suppress(TimeoutError):
+        """Let calls in progress finish (SIGTERM), for at most `grace_seconds`; then end the rest."""
+        try:
             async with asyncio.timeout(grace_seconds):
-                await self.no_calls.wait()
-                tasks = [w.task for w in self.workers.values()]
-                if tasks:
-                    await asyncio.wait(tasks)
+                await self._settled()
+        except TimeoutError:
+            log.warning("shutdown_grace_expired", calls_in_progress=self.calls_in_progress())
+            self.dispatch(self.engine.shut_down(self.clock()))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SHUTDOWN_CLEANUP_SECONDS):
+                    await self._settled()
+
+    async def _settled(self) -> None:
+        """No call in progress and every call's actions carried out."""
+        await self.no_calls.wait()
+        tasks = [w.task for w in self.workers.values()]
+        if tasks:
+            await asyncio.wait(tasks)

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import signal
 import socket
-from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -18,8 +17,6 @@ from callkeeper.ari.connection import AriConnection
 from callkeeper.ari.errors import AriAuthError
 from callkeeper.ari.rest import AriRestClient
 from callkeeper.calls import inputs as ev
-from callkeeper.calls.engine import facts_from_steps
-from callkeeper.calls.journey import classify
 from callkeeper.config.loader import ConfigError, load_config
 from callkeeper.config.model import Config
 from callkeeper.followups.service import FollowupService
@@ -79,32 +76,11 @@ class Daemon:
                     f"{endpoint.technology}/{endpoint.resource}", endpoint.state == "online", now
                 )
             )
-        await self.service.reconcile()
-        if self.first_ready:
-            self.first_ready = False
-            await self._close_unobserved_calls()
+        # Records left open by a daemon that died: their calls are adopted or closed.
+        await self.service.reconcile(await self.store.open_calls(self.host) if self.first_ready else ())
+        self.first_ready = False
         log.info("ready", app=app, calls_in_progress=self.service.calls_in_progress())
         self.notifier.ready(f"connected to ARI, {self.service.calls_in_progress()} calls in progress")
-
-    async def _close_unobserved_calls(self) -> None:
-        """Records left open by a daemon that died: the calls ended while nobody watched."""
-        now = now_utc()
-        for record in await self.store.open_calls(self.host):
-            if record.id in self.service.engine.calls:
-                continue
-            verdict = classify(facts_from_steps(record.steps), record.started_at, now)
-            self.writer.save(
-                replace(
-                    record,
-                    ended_at=now,
-                    outcome=verdict.outcome,
-                    reason=verdict.reason,
-                    end_observed=False,
-                )
-            )
-            log.warning(
-                "call_end_not_observed", call_id=record.id, line=record.line, reason=verdict.reason.value
-            )
 
     def reload(self) -> None:
         try:

@@ -7,6 +7,9 @@ from callkeeper.calls import inputs as ev
 
 INBOUND = "inbound"
 VOICEMAIL_EVENT = "CallkeeperVoicemail"
+# The soft-hangup flag of every channel Asterisk takes down as it shuts down (AST_SOFTHANGUP_SHUTDOWN):
+# nobody hung up, the call was cut off.
+SOFTHANGUP_SHUTDOWN = 1 << 2
 
 # What `to_inputs` reads, and ApplicationReplaced for the connection. The daemon asks Asterisk for
 # these only: ChannelVarset, ChannelDialplan, caller-id and bridge events, over half of a call's
@@ -33,6 +36,10 @@ def to_inputs(event: ari.AriEvent) -> tuple[ev.Input, ...]:
     match event:
         case ari.StasisStart(channel=channel, args=args) if len(args) >= 2 and args[0] == INBOUND:
             return (ev.CallArrived(channel.id, channel.caller.number, channel.caller.name, args[1], at),)
+        case ari.ChannelHangupRequest(channel=channel, soft=True, cause=int(flags)) if (
+            flags & SOFTHANGUP_SHUTDOWN
+        ):
+            return (ev.ChannelHungUp(channel.id, at, observed=False),)
         case (
             ari.ChannelHangupRequest(channel=channel, cause=cause)
             | ari.ChannelDestroyed(channel=channel, cause=cause)
