@@ -66,8 +66,8 @@ KILL_CONFIG: Json = {
         "alice": {"endpoint": "Local/alice-2@user-answer"},
         "tom": {"endpoint": "Local/tom-2@user-answer"},
         "bob": {"endpoint": "Local/bob@user-noanswer"},
-        "dan": {"endpoint": "Local/dan-7@user-answer"},
-        "erin": {"endpoint": "Local/erin-1-5@user-answer"},
+        "dan": {"endpoint": "Local/dan-15@user-answer"},
+        "erin": {"endpoint": "Local/erin-1-10@user-answer"},
         "oscar": {"endpoint": "PJSIP/offline1"},
     },
     "ring_groups": {
@@ -110,30 +110,30 @@ class Scenario:
 
 
 SCENARIOS = [
-    Scenario("welcome", "+15550005001", "wait:30", "welcome", False, "answered", "answered",
+    Scenario("welcome", "+15550005001", "wait:35", "welcome", False, "answered", "answered",
              ["welcome", "adopted", "ring_group", "answered"]),
     Scenario("welcome-gone", "+15550005001", None, "welcome", True, "abandoned", "welcome_hangup",
              ["welcome"]),
-    Scenario("ivr", "+15550005002", "wait:20/dtmf:1/wait:8", "ivr", False, "answered", "answered",
+    Scenario("ivr", "+15550005002", "wait:28/dtmf:1/wait:8", "ivr", False, "answered", "answered",
              ["ivr", "adopted", "ivr", "dtmf", "ring_group", "answered"]),
     Scenario("ivr-gone", "+15550005002", None, "ivr", True, "abandoned", "ivr_hangup", ["ivr"]),
-    Scenario("ringing", "+15550005003", "wait:20", "ring_group", False, "missed",
+    Scenario("ringing", "+15550005003", "wait:30", "ring_group", False, "missed",
              "ring_group_caller_hangup", ["ring_group", "adopted", "ring_group", "caller_hangup"]),
     Scenario("ringing-gone", "+15550005003", None, "ring_group", True, "missed",
              "ring_group_caller_hangup", ["ring_group"]),
-    Scenario("picked-up-meanwhile", "+15550005004", "wait:25", "ring_group", False, "answered",
+    Scenario("picked-up-meanwhile", "+15550005004", "wait:30", "ring_group", False, "answered",
              "answered", ["ring_group", "adopted", "answered"]),
-    Scenario("queued", "+15550005005", "wait:25", "queue", False, "missed", "queue_caller_hangup",
+    Scenario("queued", "+15550005005", "wait:30", "queue", False, "missed", "queue_caller_hangup",
              ["ring_group", "queue", "adopted", "queue", "caller_hangup"]),
     Scenario("queued-gone", "+15550005005", None, "queue", True, "missed", "queue_caller_hangup",
              ["ring_group", "queue"]),
-    Scenario("talking", "+15550005006", "wait:25", "answered", False, "answered", "answered",
+    Scenario("talking", "+15550005006", "wait:35", "answered", False, "answered", "answered",
              ["ring_group", "answered", "adopted"]),
     Scenario("talking-gone", "+15550005009", None, "answered", True, "answered", "answered",
              ["ring_group", "answered"]),
     Scenario("user-left-meanwhile", "+15550005007", None, "answered", False, "answered", "answered",
              ["ring_group", "answered", "adopted"]),
-    Scenario("voicemail", "+15550005008", f"wait:16/{VOICEMAIL_MESSAGE}", "voicemail", False, "missed",
+    Scenario("voicemail", "+15550005008", f"wait:24/{VOICEMAIL_MESSAGE}", "voicemail", False, "missed",
              "voicemail", ["missed_call_handling", "voicemail", "adopted", "caller_hangup"]),
     Scenario("voicemail-gone", "+15550005008", None, "voicemail", True, "missed", "voicemail",
              ["missed_call_handling", "voicemail"]),
@@ -159,7 +159,7 @@ async def test_sigkill_in_every_stage_then_restart(sandbox: Sandbox, tmp_path: P
                 await hang_up(sandbox, calls[s.name].caller)
         # While no daemon runs, dan picks up and erin, talking, hangs up.
         picked_up = f"{calls['picked-up-meanwhile'].inbound}-leg-1"
-        await wait_until(lambda: _state_is(sandbox, picked_up, "Up"), within=15, what="dan answers")
+        await wait_until(lambda: _state_is(sandbox, picked_up, "Up"), within=20, what="dan answers")
         erin = f"{calls['user-left-meanwhile'].inbound}-leg-1"
         await wait_until(lambda: _state_is(sandbox, erin, None), within=15, what="erin hangs up")
 
@@ -181,7 +181,7 @@ async def test_sigkill_in_every_stage_then_restart(sandbox: Sandbox, tmp_path: P
         assert not wrong, f"{wrong}\n{daemon.log[-8000:]}"
         assert records["picked-up-meanwhile"]["answered_by"] == "dan"
         assert records["user-left-meanwhile"]["answered_by"] == "erin"
-        assert _seconds(records["talking"]) >= 24, records["talking"]
+        assert _seconds(records["talking"]) >= 34, records["talking"]
         assert records["voicemail"]["voicemail"]["left"] is True, records["voicemail"]
         status, listed = await daemon.api("GET", "/api/v1/calls?limit=500")
         assert status == 200
