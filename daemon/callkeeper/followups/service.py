@@ -56,21 +56,12 @@ class FollowupService:
         sleep: Sleep = asyncio.sleep,
         backoff: ExponentialBackoff | None = None,
     ) -> None:
-        self.config = config
         self.store = store
-        self.planner = FollowupPlanner(config, store)
         self._session = session
+        self._ari_rest = ari_rest
         self._clock = clock
         self._timeout = settings.send_timeout_seconds
-        self._senders = {
-            name: sms_sender(provider, session, ari_rest, settings.send_timeout_seconds)
-            for name, provider in config.sms_providers.items()
-        }
-        self._regions = frozenset(
-            region
-            for line in config.lines.values()
-            if (region := rules.line_region(line, line.followup_text.sender if line.followup_text else None))
-        )
+        self.reload(config)
         # Texts planned here and not yet sent, by number: item id -> (start of the call, due at).
         self._pending: dict[str, dict[str, tuple[datetime, datetime]]] = {}
         self.worker = OutboxWorker(
@@ -84,6 +75,20 @@ class FollowupService:
         )
 
     # ------------------------------------------------------------ the daemon's side
+
+    def reload(self, config: Config) -> None:
+        """Follow-ups planned from now on use `config` (SIGHUP); what is in the outbox keeps its plan."""
+        self.config = config
+        self.planner = FollowupPlanner(config, self.store)
+        self._senders = {
+            name: sms_sender(provider, self._session, self._ari_rest, self._timeout)
+            for name, provider in config.sms_providers.items()
+        }
+        self._regions = frozenset(
+            region
+            for line in config.lines.values()
+            if (region := rules.line_region(line, line.followup_text.sender if line.followup_text else None))
+        )
 
     def start(self) -> None:
         self.worker.start()

@@ -90,6 +90,7 @@ class Daemon:
             return
         self.config = config
         self.service.engine.reload(config)
+        self.followups.reload(config)
         log.info("config_reloaded", path=str(self.config_path))
 
     async def run(self) -> int:
