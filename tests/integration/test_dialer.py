@@ -8,6 +8,8 @@ import pytest
 
 from tests.conftest import Sandbox
 from tests.integration.daemon import RunningDaemon, running_daemon
+from tests.integration.sandbox_calls import wait_until
+from tests.integration.sms_server import SmsServer, sms_server
 
 CONFIG = {
     "users": {
@@ -15,13 +17,35 @@ CONFIG = {
         "bob": {"endpoint": "Local/bob@user-noanswer"},
     },
     "ring_groups": {"sales": {"members": ["alice"]}},
-    "lines": {"main": {"numbers": ["+12125550177"], "route": "ring_group:sales"}},
+    "lines": {
+        "main": {
+            "numbers": ["+12125550177"],
+            "route": "ring_group:sales",
+            "followup_text": {
+                "on": ["outbound_abandoned"],
+                "provider": "twilio",
+                "delay_seconds": 0,
+                "messages": {
+                    "outbound_abandoned": "We tried to reach you from {line_name}; call us at {line_number}."
+                },
+            },
+        }
+    },
 }
 
 
 @pytest.fixture(scope="module")
-def daemon(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
-    with running_daemon(sandbox, tmp_path_factory.mktemp("dialer"), CONFIG) as running:
+def sms() -> Iterator[SmsServer]:
+    with sms_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def daemon(
+    sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory, sms: SmsServer
+) -> Iterator[RunningDaemon]:
+    config = {**CONFIG, "sms_providers": {"twilio": sms.provider()}}
+    with running_daemon(sandbox, tmp_path_factory.mktemp("dialer"), config) as running:
         yield running
 
 
@@ -45,11 +69,20 @@ async def test_contact_answers_and_talks_to_the_user(daemon: RunningDaemon) -> N
     assert [s["stage"] for s in record["steps"]] == ["dialer_user", "dialer_contact", "answered"]
 
 
-async def test_busy_contact_is_abandoned(daemon: RunningDaemon) -> None:
+async def test_busy_contact_is_abandoned_and_texted(daemon: RunningDaemon, sms: SmsServer) -> None:
     status, body = await dial(daemon, "+14155550199", user="alice")
     assert status == 202, body
     record = await daemon.verdict(body["id"])
     assert (record["outcome"], record["reason"]) == ("abandoned", "progressive_no_answer")
+    await wait_until(lambda: sms.texts_to("+14155550199"), within=20, what="the follow-up text")
+    assert sms.texts_to("+14155550199") == [
+        {
+            "To": "+14155550199",
+            "From": "+12125550177",
+            "Body": "We tried to reach you from main; call us at +12125550177.",
+        }
+    ]
+    assert not sms.texts_to("+14155550100"), "an answered contact is not texted"
     await daemon.assert_nothing_left()
 
 
