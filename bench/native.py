@@ -65,6 +65,7 @@ class Batch:
     daemon_cpu: float = 0.0
     ring_ms: list[float] = field(default_factory=list)
     wrong: list[str] = field(default_factory=list)
+    stages_ms: dict[str, list[float]] = field(default_factory=dict)
 
 
 async def originate(asterisk: AsteriskSandbox, system: str) -> str:
@@ -123,12 +124,30 @@ async def run_batch(
         created, ring = observer.created.get(inbound), observer.first_ring(inbound)
         if created is not None and ring is not None:
             batch.ring_ms.append((ring - created) * 1e3)
+            note_stages(batch, observer, inbound, created, ring)
         if system == "callkeeper":
             record = await daemon.call(inbound)
             got = (record or {}).get("outcome"), (record or {}).get("reason")
             if got != ("missed", "ring_group_no_answer"):
                 batch.wrong.append(f"{inbound}: {got}")
     return batch
+
+
+def note_stages(batch: Batch, observer: Observer, inbound: str, created: float, ring: float) -> None:
+    """Where the time to ring goes, by Asterisk's clock: into Stasis, to the answer (callkeeper's
+    first ARI command), to the first user's channel, to its ringing."""
+    stasis, answered = observer.stasis.get(inbound), observer.up.get(inbound)
+    legs = [observer.created[c] for c in observer.legs_of(inbound) if c in observer.created]
+    if stasis is None or answered is None or not legs:
+        return
+    first_leg = min(legs)
+    for name, start, end in (
+        ("created -> StasisStart", created, stasis),
+        ("StasisStart -> answered", stasis, answered),
+        ("answered -> first user channel created", answered, first_leg),
+        ("user channel created -> ringing", first_leg, ring),
+    ):
+        batch.stages_ms.setdefault(name, []).append((end - start) * 1e3)
 
 
 async def run(calls: int, rounds: int, rate: float, idle_seconds: float = 5.0) -> dict[str, Any]:
@@ -176,6 +195,10 @@ def report(batches: list[Batch], version: str, rate: float) -> dict[str, Any]:
             "daemon_cpu_ms_per_call": daemon_cpu / calls * 1e3 if calls else 0.0,
             "total_cpu_ms_per_call": (asterisk_cpu + daemon_cpu) / calls * 1e3 if calls else 0.0,
             "wrong_verdicts": [w for b in mine for w in b.wrong],
+            "time_to_ring_stages_p50_ms": {
+                name: percentile([ms for b in mine for ms in b.stages_ms.get(name, [])], 50)
+                for name in {n for b in mine for n in b.stages_ms}
+            },
         }
     native, ours = systems["native"], systems["callkeeper"]
     added = ours["time_to_ring_ms"]["p50"] - native["time_to_ring_ms"]["p50"]
@@ -210,6 +233,8 @@ def report(batches: list[Batch], version: str, rate: float) -> dict[str, Any]:
         ],
         rows,
     )
+    for name, ms in ours["time_to_ring_stages_p50_ms"].items():
+        print(f"  callkeeper p50 {name}: {ms:.1f} ms")
     print(
         f"callkeeper adds {added:.1f} ms to the p50 time to ring (target <= {TARGET_ADDED_MS:g} ms); "
         f"total CPU per call {cpu_ratio:.2f}x native"

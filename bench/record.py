@@ -2,6 +2,7 @@
 Asterisk and the real daemon, run in this process with a tee on its event path.
 
     python -m bench.record [--calls 300] [--rate 4] [--out bench/data/journal.jsonl.gz]
+    python -m bench.record --without-event-filter --out bench/data/journal-unfiltered.jsonl.gz
 
 The tee sees the decoded websocket messages before `parse_event` and every input the daemon feeds
 its engine from elsewhere (timers, failed ARI requests, endpoint states at connect), in order.
@@ -30,6 +31,7 @@ from bench.journal import Journal, encode_input, verdict_of
 from bench.scenarios import EVERY_VERDICT, Scenario, every_verdict_config, pick
 from callkeeper.ari import connection as ari_connection
 from callkeeper.ari.events import parse_event
+from callkeeper.ari.rest import AriRestClient
 from callkeeper.calls import inputs as ev
 from callkeeper.config.loader import load_config
 from callkeeper.logs import setup_logging
@@ -77,13 +79,27 @@ class Tee:
             yield
 
 
+_set_event_filter = AriRestClient.set_event_filter
+
+
+async def _no_filter(self: AriRestClient, app: str, allowed: Any) -> None:
+    """Asterisk keeps an app's filter across connections: an empty one lets every event through."""
+    await _set_event_filter(self, app, ())
+
+
 def config_body(config: dict[str, Any]) -> dict[str, Any]:
     return {**config, "log_level": "info"}
 
 
 async def record(
-    asterisk: AsteriskSandbox, scenarios: list[Scenario], rate: float, body: dict[str, Any]
+    asterisk: AsteriskSandbox,
+    scenarios: list[Scenario],
+    rate: float,
+    body: dict[str, Any],
+    event_filter: bool = True,
 ) -> tuple[Journal, list[tuple[Scenario, PlacedCall]]]:
+    """`event_filter=False`: the daemon does not ask Asterisk to leave out the events it does not
+    read (as before the filter), for the replay to compare."""
     sandbox = asterisk.sandbox
     os.environ[PASSWORD_VARIABLE] = sandbox.password
     os.environ[TOKEN_VARIABLE] = "bench-token-0123456789"
@@ -97,6 +113,7 @@ async def record(
                 "asterisk": asterisk.version,
                 "calls": len(scenarios),
                 "rate": rate,
+                "event_filter": event_filter,
             }
         )
         path = workdir / "callkeeper.yaml"
@@ -104,7 +121,8 @@ async def record(
         config = load_config(path)
         store = await open_store(config.storage, "bench")
         tee = Tee(journal)
-        with tee.installed():
+        unfiltered = mock.patch.object(AriRestClient, "set_event_filter", _no_filter)
+        with tee.installed(), unfiltered if not event_filter else contextlib.nullcontext():
             daemon = Daemon(config, path, store, "bench")
             running = asyncio.create_task(daemon.run())
             async with asyncio.timeout(20):
@@ -144,12 +162,19 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--rate", type=float, default=4.0, help="calls placed per second")
     parser.add_argument("--out", type=Path, default=JOURNAL)
+    parser.add_argument("--without-event-filter", action="store_true", help="Asterisk sends every event")
     args = parser.parse_args()
     setup_logging("warning", json=True)
     scenarios = pick(EVERY_VERDICT, args.calls)
     with asterisk_sandbox() as asterisk:
         journal, placed = asyncio.run(
-            record(asterisk, scenarios, args.rate, config_body(every_verdict_config()))
+            record(
+                asterisk,
+                scenarios,
+                args.rate,
+                config_body(every_verdict_config()),
+                event_filter=not args.without_event_filter,
+            )
         )
     journal.write(args.out)
     wrong = summarize(journal, placed)

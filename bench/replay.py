@@ -39,6 +39,7 @@ from callkeeper.service.calls import CallService
 from callkeeper.service.records import RecordSink, RecordWriter
 
 DEFAULT_JOURNAL = Path(__file__).resolve().parent / "data" / "journal.jsonl.gz"
+UNFILTERED_JOURNAL = DEFAULT_JOURNAL.with_name("journal-unfiltered.jsonl.gz")
 TARGET_EVENTS_PER_SECOND = 100_000
 YIELD_EVERY = 8  # events read from one websocket frame batch before the workers get the loop
 
@@ -243,15 +244,49 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--journal", type=Path, default=DEFAULT_JOURNAL)
+    parser.add_argument(
+        "--journal",
+        type=Path,
+        action="append",
+        help=f"default: {DEFAULT_JOURNAL.name}, and {UNFILTERED_JOURNAL.name} to compare",
+    )
     parser.add_argument("--passes", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="one more pass under cProfile, top functions")
     parser.add_argument("--name", default="replay", help="bench/results/NAME.json")
     args = parser.parse_args()
+    journals = args.journal or [p for p in (DEFAULT_JOURNAL, UNFILTERED_JOURNAL) if p.exists()]
     production_logs_to_devnull()
-    summary, problems = asyncio.run(replay(args.journal, args.passes, args.profile))
-    write_results(args.name, summary)
+    results, problems = asyncio.run(replay_all(journals, args.passes, args.profile))
+    write_results(args.name, {"journals": results})
     return 1 if problems else 0
+
+
+async def replay_all(
+    journals: list[Path], passes: int, profile: bool
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Each journal in turn; with more than one, their cost per call side by side."""
+    results, problems = [], []
+    for index, path in enumerate(journals):
+        summary, found = await replay(path, passes, profile and index == 0)
+        results.append(summary)
+        problems += found
+    if len(results) > 1:
+        print_table(
+            "per call, the same run",
+            ["journal", "calls", "events/call", "events/s", "us CPU/call", "us CPU/call with json.loads"],
+            [
+                [
+                    r["journal"],
+                    r["calls"],
+                    r["events"] / r["calls"],
+                    r["events_per_second_median"],
+                    r["cpu_us_per_call"],
+                    r["cpu_us_per_call_with_json_decode"],
+                ]
+                for r in results
+            ],
+        )
+    return results, problems
 
 
 def _stats(values: list[int]) -> dict[str, float]:
@@ -294,6 +329,9 @@ async def replay(path: Path, passes: int, profile: bool = False) -> tuple[dict[s
         "events_per_second_best": best.events_per_second,
         "events_per_second_with_json_decode_median": text.events_per_second,
         "cpu_share_of_wall": median.cpu / median.wall if median.wall else 0.0,
+        "cpu_us_per_call": median.cpu / len(journal.verdicts) * 1e6,
+        "cpu_us_per_call_with_json_decode": text.cpu / len(journal.verdicts) * 1e6,
+        "event_filter": journal.header.get("event_filter", True),
         "per_event": _stats(median.event_ns),
         "parse": _stats(median.parse_ns),
         "handle": _stats(median.handle_ns),
@@ -309,7 +347,7 @@ async def replay(path: Path, passes: int, profile: bool = False) -> tuple[dict[s
     }
     p50p99 = "{0[p50_us]:.2f} / {0[p99_us]:.2f}".format
     print_table(
-        f"engine replay: {len(journal.verdicts)} calls, {median.events:,} events, "
+        f"engine replay of {path.name}: {len(journal.verdicts)} calls, {median.events:,} events, "
         f"{median.inputs} timer/other inputs, {passes} passes of each",
         ["figure", "value", "target"],
         [
@@ -325,6 +363,11 @@ async def replay(path: Path, passes: int, profile: bool = False) -> tuple[dict[s
             ["  on_event (translate, engine, dispatch) p50 / p99 us", p50p99(summary["handle"]), ""],
             ["us/event p50 / p99 with json.loads", p50p99(summary["per_event_with_json_decode"]), ""],
             ["  json.loads + parse_event p50 / p99 us", p50p99(summary["json_decode_and_parse"]), ""],
+            [
+                "us CPU per call (median pass; with json.loads)",
+                f"{summary['cpu_us_per_call']:.0f}; {summary['cpu_us_per_call_with_json_decode']:.0f}",
+                "",
+            ],
             ["CPU / wall (one core)", summary["cpu_share_of_wall"], ""],
             [
                 "ARI requests (stubbed) / records saved / written",
