@@ -10,7 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from callkeeper import __version__
-from callkeeper.api.client import ApiClientError, dial_contact, fetch_calls, format_calls_table
+from callkeeper.api.client import (
+    ApiClientError,
+    change_opt_out,
+    dial_contact,
+    fetch_calls,
+    format_calls_table,
+)
 from callkeeper.config.loader import ConfigError, check_config, load_config
 from callkeeper.config.schema import json_schema
 from callkeeper.logs import setup_logging
@@ -48,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     who = dial.add_mutually_exclusive_group(required=True)
     who.add_argument("--user")
     who.add_argument("--ring-group")
+
+    opt_out = commands.add_parser("opt-out", help="stop (or with --remove, allow again) texts to a number")
+    opt_out.add_argument("--config", "-c", default=DEFAULT_CONFIG, type=Path)
+    opt_out.add_argument("number", help="E.164 number")
+    opt_out.add_argument("--remove", action="store_true", help="allow follow-up texts to the number again")
     return parser
 
 
@@ -65,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _calls(args)
         case "dial":
             return _dial(args)
+        case "opt-out":
+            return _opt_out(args)
     return 2
 
 
@@ -118,4 +131,15 @@ def _dial(args: argparse.Namespace) -> int:
         print(f"callkeeper: {error}", file=sys.stderr)
         return 2 if isinstance(error, ConfigError | OSError) else 1
     print(call_id)
+    return 0
+
+
+def _opt_out(args: argparse.Namespace) -> int:
+    try:
+        base_url, token = _api_of(args.config)
+        state = asyncio.run(change_opt_out(base_url, token, args.number, opted_out=not args.remove))
+    except (ConfigError, OSError, ApiClientError) as error:
+        print(f"callkeeper: {error}", file=sys.stderr)
+        return 2 if isinstance(error, ConfigError | OSError) else 1
+    print(json.dumps(state))
     return 0

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import aiohttp
 import pytest
 
+from callkeeper.api.inbound_sms import twilio_signature
 from tests.conftest import Sandbox
 from tests.integration.daemon import RunningDaemon, running_daemon
 from tests.integration.sandbox_calls import wait_until
@@ -92,3 +94,16 @@ async def test_requests_the_dialer_refuses(daemon: RunningDaemon) -> None:
     status, _ = await daemon.api("PUT", "/api/v1/users/alice/presence", json={"presence": "away"})
     assert status == 200
     assert (await dial(daemon, "+14155550100", user="alice"))[0] == 409
+
+
+async def test_stop_reply_opts_the_contact_out(daemon: RunningDaemon, sms: SmsServer) -> None:
+    url = f"{daemon.base_url}/api/v1/sms/twilio/inbound"
+    form = {"From": "+14155550299", "To": "+12125550177", "Body": "STOP"}
+    signature = twilio_signature(sms.provider()["auth_token"], url, list(form.items()))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=form, headers={"X-Twilio-Signature": signature}) as response,
+    ):
+        assert response.status == 200
+    status, state = await daemon.api("GET", "/api/v1/opt-outs/%2B14155550299")
+    assert (status, state["opted_out"], state["source"]) == (200, True, "sms:twilio")

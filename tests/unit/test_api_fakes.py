@@ -185,6 +185,9 @@ class FakeControl:
     def metrics(self) -> MetricsSnapshot:
         return snapshot()
 
+    def inbound_sms_secret(self, provider: str) -> tuple[str, str] | None:
+        return {"twilio": ("twilio", "twilio-auth"), "hook": ("webhook", "hook-secret")}.get(provider)
+
     def dial(self, contact: str, line: str, user: str | None, ring_group: str | None) -> str:
         if line not in self.lines or (user is not None and user not in self.users):
             raise DialerRejected(404, "unknown line or user")

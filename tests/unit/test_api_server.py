@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
 from callkeeper.api import server
+from callkeeper.api.inbound_sms import twilio_signature, webhook_signature
 from callkeeper.api.openapi import openapi_document
 from callkeeper.api.server import ApiConfigError, build_app, is_loopback, start_api
 from callkeeper.config.model import HttpConfig, Secret
@@ -583,3 +584,29 @@ async def test_dialer_starts_a_call_and_validates_its_request() -> None:
             response = await client.post("/api/v1/dialer/calls", json=bad)
             assert response.status == 422, bad
     assert control.dialed == [("+14155550123", "sales", "alice", None)]
+
+
+async def test_stop_and_start_replies_from_the_provider_webhooks() -> None:
+    history, control = fakes()
+    async with TestClient(TestServer(build_app(history, control, Secret(TOKEN)))) as client:
+        form = {"From": "+14155550111", "To": "+12125550100", "Body": " stop please"}
+        url = str(client.make_url("/api/v1/sms/twilio/inbound"))
+        signature = twilio_signature("twilio-auth", url, list(form.items()))
+        taken = await client.post(
+            "/api/v1/sms/twilio/inbound", data=form, headers={"X-Twilio-Signature": signature}
+        )
+        assert taken.status == 200 and "<Response>" in await taken.text()
+        assert ("+14155550111", True, "sms:twilio") in [call[:3] for call in history.opt_out_calls]
+        forged = await client.post(
+            "/api/v1/sms/twilio/inbound", data=form, headers={"X-Twilio-Signature": "x"}
+        )
+        assert forged.status == 403
+        body = json.dumps({"from": "+14155550111", "body": "START"}).encode()
+        started = await client.post(
+            "/api/v1/sms/hook/inbound",
+            data=body,
+            headers={"X-Callkeeper-Signature": webhook_signature("hook-secret", body)},
+        )
+        assert started.status == 200 and (await started.json()) == {"opted_out": False}
+        assert "+14155550111" not in [o.number for o in await history.list_opt_outs()]
+        assert (await client.post("/api/v1/sms/nope/inbound", data=b"")).status == 404

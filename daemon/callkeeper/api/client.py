@@ -1,9 +1,10 @@
-"""What `callkeeper calls` needs: fetch call records from a running daemon and show them as a table."""
+"""The CLI's side of the API: call records as a table, the dialer, opt-outs."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -65,6 +66,15 @@ async def dial_contact(
     if not isinstance(body, dict) or not isinstance(body.get("id"), str):
         raise ApiClientError("callkeeper answered something that is not a call id")
     return str(body["id"])
+
+
+async def change_opt_out(base_url: str, token: str | None, number: str, *, opted_out: bool) -> dict[str, Any]:
+    """Opts `number` out of follow-up texts (or back in); returns its state. Raises `ApiClientError`."""
+    path = "/api/v1/opt-outs/" + quote(number, safe="")
+    body = await _call_api("PUT" if opted_out else "DELETE", base_url, path, token, 10.0)
+    if not isinstance(body, dict):
+        raise ApiClientError("callkeeper answered something that is not an opt-out state")
+    return body
 
 
 async def _call_api(

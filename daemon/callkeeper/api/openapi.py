@@ -338,6 +338,36 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    "/api/v1/sms/{provider}/inbound": {
+        "parameters": [_path_param("provider", NAME, "An SMS provider name from the configuration.")],
+        "post": {
+            "operationId": "inboundSms",
+            "summary": "The provider's inbound-message webhook: STOP opts the sender out, START back in.",
+            "description": "Signed by the provider, not with the bearer token: Twilio's X-Twilio-Signature "
+            "(form fields From, Body), or X-Callkeeper-Signature for the webhook provider (JSON from, body).",
+            "security": [],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+                    "application/json": {"schema": {"type": "object"}},
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "Taken (TwiML for Twilio, JSON otherwise).",
+                    "content": {
+                        "text/xml": {"schema": STRING},
+                        "application/json": {"schema": {"type": "object"}},
+                    },
+                },
+                "400": {"$ref": "#/components/responses/BadRequest"},
+                "403": _error("The signature does not match, or the message is incomplete."),
+                "404": {"$ref": "#/components/responses/NotFound"},
+                "413": {"$ref": "#/components/responses/TooLarge"},
+            },
+        },
+    },
     "/api/v1/queues": {
         "get": {
             "operationId": "listQueues",

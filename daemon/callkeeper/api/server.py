@@ -21,6 +21,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from callkeeper.api.inbound_sms import read_twilio, read_webhook
 from callkeeper.api.metrics import CONTENT_TYPE, MetricsSnapshot, render_metrics
 from callkeeper.api.openapi import (
     CALL_ID,
@@ -117,6 +118,9 @@ class DaemonControl(Protocol):
     def dial(self, contact: str, line: str, user: str | None, ring_group: str | None) -> str:
         """Start a progressive-dialer call; returns its id or raises DialerRejected."""
 
+    def inbound_sms_secret(self, provider: str) -> tuple[str, str] | None:
+        """(provider type, the secret its inbound webhook is signed with), or None if unknown."""
+
 
 class DialerRejected(Exception):
     """The dialer cannot place this call: `status` is the HTTP status to answer with."""
@@ -190,7 +194,7 @@ def _bearer_auth(token: Secret) -> Middleware:
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path == "/healthz":
+        if request.path == "/healthz" or INBOUND_SMS_PATH.fullmatch(request.path):
             return await handler(request)
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
@@ -203,6 +207,9 @@ def _bearer_auth(token: Secret) -> Middleware:
 
 
 CALLS_QUERY = ("limit", "since", "line", "outcome")
+# The provider signs these requests itself: they carry no bearer token.
+INBOUND_SMS_PATH = re.compile(r"/api/v1/sms/[^/]+/inbound")
+TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
 @web.middleware
@@ -418,6 +425,27 @@ class _Api:
             _fail(rejected.status, str(rejected))
         return web.json_response({"id": call_id}, status=202)
 
+    async def inbound_sms(self, request: web.Request) -> web.Response:
+        """A reply to a follow-up text: STOP opts the sender out, START back in."""
+        provider = request.match_info["provider"]
+        found = self.control.inbound_sms_secret(provider)
+        if found is None:
+            _fail(404, "unknown provider")
+        kind, secret = found
+        raw = await request.read()
+        if kind == "twilio":
+            text = read_twilio(secret, str(request.url), raw, request.headers.get("X-Twilio-Signature", ""))
+        else:
+            text = read_webhook(secret, raw, request.headers.get("X-Callkeeper-Signature", ""))
+        if text is None:
+            _fail(403, "invalid signature or message")
+        if text.opt_out is not None and E164_RE.fullmatch(text.sender):
+            await self.history.set_opt_out(text.sender, text.opt_out, f"sms:{provider}", now_utc())
+            log.info("opt_out_set_by_text", number=text.sender, opted_out=text.opt_out, provider=provider)
+        if kind == "twilio":
+            return web.Response(text=TWIML_EMPTY, content_type="text/xml")
+        return web.json_response({"opted_out": text.opt_out})
+
     async def list_opt_outs(self, request: web.Request) -> web.Response:
         entries = await self.history.list_opt_outs()
         return web.json_response({"opt_outs": [_opt_out_json(entry) for entry in entries]})
@@ -468,6 +496,7 @@ def build_app(history: CallHistory, control: DaemonControl, token: Secret | None
     app.router.add_put("/api/v1/lines/{name}/override", api.put_line_override)
     app.router.add_get("/api/v1/queues", api.list_queues)
     app.router.add_post("/api/v1/dialer/calls", api.dial)
+    app.router.add_post("/api/v1/sms/{provider}/inbound", api.inbound_sms)
     app.router.add_get("/api/v1/opt-outs", api.list_opt_outs)
     app.router.add_get("/api/v1/opt-outs/{number}", api.get_opt_out)
     app.router.add_put("/api/v1/opt-outs/{number}", api.put_opt_out)

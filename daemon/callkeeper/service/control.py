@@ -18,7 +18,7 @@ from callkeeper.api.server import DialerRejected, QueuedCaller
 from callkeeper.calls import inputs as ev
 from callkeeper.calls.engine import Queued
 from callkeeper.calls.switchboard import endpoint_key
-from callkeeper.config.model import Line
+from callkeeper.config.model import Line, Secret
 from callkeeper.followups.service import FollowupService
 from callkeeper.records import CallRecord, now_utc
 from callkeeper.service.calls import CallService
@@ -152,6 +152,14 @@ class LiveDaemon:
                     seconds = (now - call.stage.since).total_seconds()
                     waiting.setdefault(group, []).append(QueuedCaller(call_id, call.caller, seconds))
         return waiting
+
+    def inbound_sms_secret(self, provider: str) -> tuple[str, str] | None:
+        found = self.service.engine.config.sms_providers.get(provider)
+        key = {"twilio": "auth_token", "webhook": "secret"}.get(found.type.value) if found else None
+        if found is None or key is None or key not in found.settings:
+            return None
+        secret = found.settings[key]
+        return found.type.value, secret.value if isinstance(secret, Secret) else str(secret)
 
     def dial(self, contact: str, line: str, user: str | None, ring_group: str | None) -> str:
         engine = self.service.engine
