@@ -21,7 +21,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from tests.followups.builders import SID, TOKEN
-from tests.followups.fake_twilio import FakeTwilio, sid_for
+from tests.followups.fake_twilio import MESSAGES_PATH, FakeTwilio, sid_for
 
 FORM = "application/x-www-form-urlencoded"
 __all__ = ["SmsServer", "sid_for", "sms_server"]
@@ -60,7 +60,7 @@ class SmsServer:
 
     @web.middleware
     async def _check_form(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.content_type != FORM:
+        if request.path == MESSAGES_PATH and request.content_type != FORM:
             response: web.StreamResponse = web.json_response(
                 {"code": 21000, "message": f"expected {FORM}"}, status=400
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import aiohttp
@@ -9,10 +10,12 @@ import pytest
 
 from callkeeper.api.inbound_sms import twilio_signature
 from tests.conftest import Sandbox
+from tests.followups.fake_twilio import signed_by
 from tests.integration.daemon import RunningDaemon, running_daemon
 from tests.integration.sandbox_calls import wait_until
 from tests.integration.sms_server import SmsServer, sms_server
 
+HOOK_SECRET = "crm-secret-0123"
 CONFIG = {
     "users": {
         "alice": {"endpoint": "Local/alice-1-4@user-answer"},  # answers after 1 s, talks 4 s
@@ -46,7 +49,11 @@ def sms() -> Iterator[SmsServer]:
 def daemon(
     sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory, sms: SmsServer
 ) -> Iterator[RunningDaemon]:
-    config = {**CONFIG, "sms_providers": {"twilio": sms.provider()}}
+    config = {
+        **CONFIG,
+        "sms_providers": {"twilio": sms.provider()},
+        "webhooks": [{"url": f"{sms.base_url}/hooks/crm", "secret": HOOK_SECRET, "events": ["call.ended"]}],
+    }
     with running_daemon(sandbox, tmp_path_factory.mktemp("dialer"), config) as running:
         yield running
 
@@ -107,3 +114,24 @@ async def test_stop_reply_opts_the_contact_out(daemon: RunningDaemon, sms: SmsSe
         assert response.status == 200
     status, state = await daemon.api("GET", "/api/v1/opt-outs/%2B14155550299")
     assert (status, state["opted_out"], state["source"]) == (200, True, "sms:twilio")
+
+
+async def test_call_ended_webhook_carries_the_signed_record(daemon: RunningDaemon, sms: SmsServer) -> None:
+    status, _ = await daemon.api("PUT", "/api/v1/users/alice/presence", json={"presence": "available"})
+    assert status == 200
+    status, body = await dial(daemon, "+14155550100", user="alice")
+    assert status == 202, body
+    await daemon.verdict(body["id"])
+
+    def delivered() -> list[tuple[str, dict[str, str], bytes]]:
+        return [hook for hook in list(sms.twilio.hooks) if json.loads(hook[2])["call"]["id"] == body["id"]]
+
+    await wait_until(delivered, within=20, what="the call.ended webhook")
+    ((_, headers, raw),) = delivered()
+    assert signed_by(HOOK_SECRET, headers, raw)
+    sent = json.loads(raw)
+    assert (sent["event"], sent["call"]["outcome"], sent["call"]["direction"]) == (
+        "call.ended",
+        "answered",
+        "outbound",
+    )
