@@ -69,6 +69,7 @@ class Step:
     rss_after: int = 0
     place_failures: int = 0
     off_script: int = 0
+    observer_lost: bool = False
 
     @property
     def daemon_ms_per_call(self) -> float:
@@ -92,11 +93,12 @@ class Step:
         return {
             "cps": self.cps,
             "calls": self.calls,
-            "wrong_verdicts": len(self.wrong),
+            "wrong_verdicts": len(self.wrong) - self.missing,
             "missing_verdicts": self.missing,
-            "wrong_examples": self.wrong[:5],
+            "problem_examples": self.wrong[:5],
             "place_failures": self.place_failures,
             "calls_off_their_script": self.off_script,
+            "observer_lost_events": self.observer_lost,
             "verdicts": self.verdicts,
             "window_seconds": round(self.seconds, 1),
             "daemon_cpu_ms_per_call": self.daemon_ms_per_call,
@@ -197,18 +199,37 @@ async def run_step(
     step.asterisk_cpu = max(0.0, cpu_seconds(asterisk.pid) - a0 - idle.asterisk_cpu_per_s * step.seconds)
     step.rss_after = rss_bytes(pid)
     step.calls = len(placed)
+    step.observer_lost = observer.lost
 
     for scenario, call in placed:
         record = await daemon.call(call.inbound)
         if not record or not record.get("outcome"):
             step.missing += 1
+            seen = [
+                name
+                for name, times in (
+                    ("created", observer.created),
+                    ("in Stasis", observer.stasis),
+                    ("answered", observer.up),
+                    ("gone", observer.destroyed),
+                )
+                if call.inbound in times
+            ]
+            step.wrong.append(
+                f"{call.inbound} {scenario.name}: no verdict ({'record' if record else 'no record'}; "
+                f"Asterisk saw it {', '.join(seen) or 'never'})"
+            )
             continue
         got = (record["outcome"], record["reason"])
         key = "/".join(got)
         step.verdicts[key] = step.verdicts.get(key, 0) + 1
         want = expected(observer, call)
         if got != want:
-            step.wrong.append(f"{call.inbound} {scenario.name}: {got} expected {want}")
+            up = any(leg in observer.up for leg in observer.legs_of(call.inbound))
+            step.wrong.append(
+                f"{call.inbound} {scenario.name}: {got} expected {want} "
+                f"(a user's channel answered: {'yes' if up else 'no'})"
+            )
         if want[0] != scenario.outcome.split("|")[0] and "|" not in scenario.outcome:
             step.off_script += 1
         inbound = call.inbound
@@ -248,7 +269,7 @@ async def run(
                     done.append(step)
                     s = step.summary()
                     print(
-                        f"  {cps:g} cps: {step.calls} calls, wrong {len(step.wrong)}, "
+                        f"  {cps:g} cps: {step.calls} calls, wrong {len(step.wrong) - step.missing}, "
                         f"missing {step.missing}, daemon {step.daemon_ms_per_call:.2f} ms/call, "
                         f"Asterisk {step.asterisk_ms_per_call:.1f} ms/call, "
                         f"first command p50 {s['stasis_to_first_command_ms']['p50']:.1f} ms"
@@ -265,6 +286,8 @@ def saturated(s: dict[str, Any]) -> str:
     reasons = []
     if s["wrong_verdicts"] or s["missing_verdicts"]:
         reasons.append("wrong or missing verdicts")
+    if s["observer_lost_events"]:
+        reasons.append("Asterisk dropped the observer's socket")
     if s["place_failures"]:
         reasons.append("originates failed")
     if s["stasis_to_first_command_ms"]["p99"] > 500:
@@ -286,7 +309,7 @@ def report(
             [
                 f"{step.cps:g}",
                 step.calls,
-                f"{len(step.wrong)}/{step.missing}",
+                f"{len(step.wrong) - step.missing}/{step.missing}",
                 step.daemon_ms_per_call,
                 step.asterisk_ms_per_call,
                 step.ratio,

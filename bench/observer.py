@@ -26,6 +26,7 @@ class Observer:
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
         self.events = 0
+        self.lost = False
         self.created: dict[str, float] = {}
         self.stasis: dict[str, float] = {}
         self.up: dict[str, float] = {}
@@ -67,6 +68,8 @@ class Observer:
         async for message in websocket:
             if message.type is aiohttp.WSMsgType.TEXT:
                 self.note(json.loads(message.data))
+        # Asterisk drops a websocket that does not keep up: from here on the view is incomplete.
+        self.lost = True
 
     def note(self, event: dict[str, Any]) -> None:
         """Times are Asterisk's; `*_seq` is the order in which Asterisk sent the events."""
