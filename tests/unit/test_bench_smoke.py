@@ -41,6 +41,8 @@ def test_the_committed_journal_holds_what_the_daemon_asks_asterisk_for() -> None
 
 async def test_replay_gives_the_live_verdicts() -> None:
     summary, problems = await replay(DEFAULT_JOURNAL, passes=1)
+    # A change of the call logic that changes verdicts on purpose needs a new journal:
+    # `python -m bench.record` (bench/README.md).
     assert problems == []
     assert summary["verdicts_equal_live"]
     assert summary["events"] > 1000
