@@ -45,11 +45,15 @@ YIELD_EVERY = 8  # events read from one websocket frame batch before the workers
 
 
 class InstantAri(AriRestClient):
-    """The real client down to the request it would send; Asterisk's answer comes at once."""
+    """The real client down to the request it would send; Asterisk's answer comes at once.
 
-    def __init__(self, config: AsteriskConfig) -> None:
+    A channel it creates is in Stasis at once: the journal's StasisStart of that channel may have
+    been replayed before the call's worker got to create it."""
+
+    def __init__(self, config: AsteriskConfig, entering: dict[str, asyncio.Event]) -> None:
         super().__init__(config)
         self.requests: Counter[str] = Counter()
+        self.entering = entering
 
     async def _request(
         self, method: str, path: str, params: Params | None = None, body: Mapping[str, Any] | None = None
@@ -64,6 +68,8 @@ class InstantAri(AriRestClient):
                 "state": "queued",
             }
         if method == "POST" and path == "/channels/create":
+            if query["channelId"] in self.entering:
+                self.entering[query["channelId"]].set()
             return _channel(query["channelId"], query["endpoint"])
         if method == "POST" and path == "/bridges":
             return {
@@ -168,12 +174,14 @@ async def run_pass(
 ) -> Pass:
     """One replay of the journal; `sink` stores the records (default: memory, at once)."""
     result = Pass()
-    rest = InstantAri(config.asterisk)
+    entering: dict[str, asyncio.Event] = {}
+    rest = InstantAri(config.asterisk, entering)
     memory = MemorySink()
     writer = RecordWriter(sink or memory)
     writer.start()
     saved = Counter[str]()
     service = ReplayService(config, rest, writer, "bench")
+    service.entering = entering
     original_save = writer.save
 
     def counting_save(record: CallRecord) -> None:
