@@ -248,7 +248,7 @@ async def run_step(
 
 
 async def run(
-    steps: list[float], seconds: float, idle_seconds: float = 5.0, mix: tuple[Scenario, ...] = LOAD_MIX
+    steps: list[float], seconds: float, idle_seconds: float = 10.0, mix: tuple[Scenario, ...] = LOAD_MIX
 ) -> dict[str, Any]:
     with asterisk_sandbox() as asterisk, tempfile.TemporaryDirectory(prefix="callkeeper-load-") as tmp:
         body = {**load_config(), "log_level": "info"}

@@ -150,7 +150,7 @@ def note_stages(batch: Batch, observer: Observer, inbound: str, created: float, 
         batch.stages_ms.setdefault(name, []).append((end - start) * 1e3)
 
 
-async def run(calls: int, rounds: int, rate: float, idle_seconds: float = 5.0) -> dict[str, Any]:
+async def run(calls: int, rounds: int, rate: float, idle_seconds: float = 10.0) -> dict[str, Any]:
     with (
         asterisk_sandbox() as asterisk,
         tempfile.TemporaryDirectory(prefix="callkeeper-native-") as tmp,
