@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
 from bench.common import percentile
 from bench.journal import Journal, decode_input, encode_input
 from bench.replay import DEFAULT_JOURNAL, replay
@@ -49,7 +48,6 @@ async def test_replay_gives_the_live_verdicts() -> None:
     assert summary["events_per_second_median"] > 0
 
 
-@pytest.mark.filterwarnings("ignore::ResourceWarning")
 async def test_store_bench_on_sqlite() -> None:
     result = await store_run(count=60, outbox=20, postgres=False, slow_seconds=0.002)
     sqlite = result["backends"]["sqlite"]
