@@ -90,7 +90,8 @@ class VoicemailResult:
 
 @dataclass(frozen=True, slots=True)
 class Followup:
-    """A follow-up text (or webhook) for this call, as the outbox knows it."""
+    """A follow-up text (or webhook) for this call, as the outbox knows it; `due_at` is when a text
+    still waiting (delay, quiet hours, retry) will be sent."""
 
     kind: str
     status: str
@@ -99,6 +100,7 @@ class Followup:
     detail: str = ""
     sent_at: datetime | None = None
     provider_id: str | None = None
+    due_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -106,6 +108,7 @@ class Followup:
             "status": self.status,
             "to": self.to,
             "created_at": utc_iso(self.created_at),
+            "due_at": utc_iso(self.due_at),
             "sent_at": utc_iso(self.sent_at),
             "provider_id": self.provider_id,
             "detail": self.detail,
@@ -123,6 +126,7 @@ class Followup:
             detail=str(data.get("detail", "")),
             sent_at=parse_utc(data.get("sent_at")),
             provider_id=data.get("provider_id"),
+            due_at=parse_utc(data.get("due_at")),
         )
 
 

@@ -258,6 +258,7 @@ async def test_quiet_hours_hold_the_text_until_they_end(
     async with store_of(daemon) as store:
         (item,) = await store.outbox_for_call(record["id"])
     assert item.next_attempt_at == quiet_end.astimezone(UTC)
+    assert datetime.fromisoformat(text["due_at"]) == quiet_end, "the API shows when the text will go"
     await asyncio.sleep(1.5)  # a text due now is sent well within this
     assert sms.requests_for(key(record)) == 0
     assert (await text_of(daemon, record["id"], "pending"))["sent_at"] is None

@@ -65,6 +65,7 @@ SCHEMAS: dict[str, Any] = {
             "status": {"type": "string", "enum": list(OUTBOX_STATUSES)},
             "to": STRING,
             "created_at": DATE_TIME,
+            "due_at": NULLABLE_DATE_TIME,
             "sent_at": NULLABLE_DATE_TIME,
             "provider_id": NULLABLE_STRING,
             "detail": STRING,

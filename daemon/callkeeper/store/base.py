@@ -37,6 +37,9 @@ class OutboxStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+WAITING = frozenset({OutboxStatus.PENDING, OutboxStatus.SENDING})
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
     """One text or webhook to deliver exactly once.
@@ -101,6 +104,7 @@ class OutboxItem:
             detail=self.last_error or "",
             sent_at=self.sent_at,
             provider_id=self.provider_id,
+            due_at=self.next_attempt_at if self.status in WAITING else None,
         )
 
 
