@@ -281,7 +281,7 @@ async def test_bridge_life_cycle(config: AsteriskConfig) -> None:
         await rest.start_bridge_moh(bridge_id, "default")
         await rest.stop_bridge_moh(bridge_id)
 
-        recording = await rest.record_bridge(bridge_id, unique("rec"), max_duration_seconds=1)
+        recording = await rest.record("bridge", bridge_id, unique("rec"), max_duration_seconds=1)
         done = await log.wait_for(
             lambda e: isinstance(e, ari.RecordingFinished) and e.recording.name == recording.name
         )

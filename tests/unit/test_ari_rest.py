@@ -260,7 +260,7 @@ async def test_record_channel_parameters(
     recording = {"name": "vm-1", "format": "wav", "state": "queued", "target_uri": "channel:c1"}
     fake[0].reply = (201, recording, "application/json")
 
-    result = await rest.record_channel("c1", "vm-1", max_duration_seconds=120, beep=True)
+    result = await rest.record("channel", "c1", "vm-1", max_duration_seconds=120, beep=True)
     await rest.stop_recording("vm-1")
 
     first, second = fake[0].seen

@@ -236,9 +236,10 @@ class AriRestClient:
         body = {"variables": dict(variables)} if variables else None
         return parse_channel(await self._request("POST", "/channels", params, body))
 
-    async def record_channel(
+    async def record(
         self,
-        channel_id: str,
+        target: Literal["channel", "bridge"],
+        target_id: str,
         name: str,
         *,
         format: str = "wav",
@@ -247,39 +248,18 @@ class AriRestClient:
         if_exists: Literal["fail", "overwrite", "append"] = "fail",
         beep: bool = False,
     ) -> LiveRecording:
-        """Fails (RecordingFailed) while the channel is in a bridge: record the bridge then."""
-        params = _recording(
-            name=name,
-            format=format,
-            max_duration_seconds=max_duration_seconds,
-            max_silence_seconds=max_silence_seconds,
-            if_exists=if_exists,
-            beep=beep,
-        )
-        return parse_recording(
-            await self._request("POST", f"/channels/{_segment(channel_id)}/record", params)
-        )
-
-    async def record_bridge(
-        self,
-        bridge_id: str,
-        name: str,
-        *,
-        format: str = "wav",
-        max_duration_seconds: int | None = None,
-        max_silence_seconds: int | None = None,
-        if_exists: Literal["fail", "overwrite", "append"] = "fail",
-        beep: bool = False,
-    ) -> LiveRecording:
-        params = _recording(
-            name=name,
-            format=format,
-            max_duration_seconds=max_duration_seconds,
-            max_silence_seconds=max_silence_seconds,
-            if_exists=if_exists,
-            beep=beep,
-        )
-        return parse_recording(await self._request("POST", f"/bridges/{_segment(bridge_id)}/record", params))
+        """Records a channel or a bridge. A channel recording fails (RecordingFailed) while the
+        channel is in a bridge: record the bridge then."""
+        params = {
+            "name": name,
+            "format": format,
+            "maxDurationSeconds": max_duration_seconds,
+            "maxSilenceSeconds": max_silence_seconds,
+            "ifExists": if_exists,
+            "beep": "true" if beep else "false",
+        }
+        path = f"/{target}s/{_segment(target_id)}/record"
+        return parse_recording(await self._request("POST", path, params))
 
     async def stop_recording(self, name: str) -> None:
         await self._request("POST", f"/recordings/live/{_segment(name)}/stop")
@@ -347,22 +327,3 @@ class AriRestClient:
 
 def _media(media: str | Sequence[str]) -> str:
     return media if isinstance(media, str) else ",".join(media)
-
-
-def _recording(
-    *,
-    name: str,
-    format: str,
-    max_duration_seconds: int | None,
-    max_silence_seconds: int | None,
-    if_exists: str,
-    beep: bool,
-) -> Params:
-    return {
-        "name": name,
-        "format": format,
-        "maxDurationSeconds": max_duration_seconds,
-        "maxSilenceSeconds": max_silence_seconds,
-        "ifExists": if_exists,
-        "beep": "true" if beep else "false",
-    }
