@@ -140,7 +140,7 @@ def expected(observer: Observer, call: PlacedCall) -> tuple[str, str]:
         return "abandoned", "welcome_hangup"
     if observer.talked_to_user(call.inbound):
         return "answered", "answered"
-    if observer.voicemail_dialled(call.inbound):
+    if observer.voicemail_dialled(call.inbound) or observer.rang_out(call.inbound):
         return "missed", "ring_group_no_answer"
     return "missed", "ring_group_caller_hangup"
 

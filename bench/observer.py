@@ -35,7 +35,7 @@ class Observer:
         self.dialled_by: dict[str, str] = {}
         self.hangup_seq: dict[str, int] = {}
         self.playback_seqs: defaultdict[str, list[int]] = defaultdict(list)
-        self.bridged: defaultdict[str, set[str]] = defaultdict(set)
+        self.bridged: defaultdict[str, dict[str, int]] = defaultdict(dict)
         self.playbacks_done: defaultdict[str, list[float]] = defaultdict(list)
         self._session: aiohttp.ClientSession | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -100,7 +100,7 @@ class Observer:
                 self.playbacks_done[target.removeprefix("channel:")].append(at)
                 self.playback_seqs[target.removeprefix("channel:")].append(self.events)
         elif kind == "ChannelEnteredBridge":
-            self.bridged[event["bridge"]["id"]].add(channel_id)
+            self.bridged[event["bridge"]["id"]].setdefault(channel_id, self.events)
         elif kind == "ChannelDestroyed":
             self.destroyed[channel_id] = at
         if kind in ("ChannelHangupRequest", "ChannelDestroyed"):
@@ -118,8 +118,18 @@ class Observer:
         return min(times) if times else None
 
     def talked_to_user(self, inbound: str) -> bool:
-        """A user's channel was in one bridge with the caller."""
-        return any(c.startswith(f"{inbound}-leg-") for c in self.bridged.get(f"callkeeper-{inbound}", ()))
+        """A user's channel was in one bridge with the caller before the caller hung up."""
+        entered = self.bridged.get(f"callkeeper-{inbound}", {})
+        left = self.hangup_seq.get(inbound, self.events + 1)
+        return inbound in entered and any(
+            seq < left for c, seq in entered.items() if c.startswith(f"{inbound}-leg-")
+        )
+
+    def rang_out(self, inbound: str) -> bool:
+        """Every user channel the call rang was gone before the caller hung up."""
+        legs = [c for c in self.legs_of(inbound) if c.startswith(f"{inbound}-leg-")]
+        left = self.hangup_seq.get(inbound, self.events + 1)
+        return bool(legs) and all(self.hangup_seq.get(c, left) < left for c in legs)
 
     def hung_up_before_playback_end(self, inbound: str) -> bool:
         ended = self.playback_seqs.get(inbound)

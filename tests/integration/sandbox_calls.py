@@ -57,12 +57,17 @@ async def place_call(
     script: str | None = None,
     *,
     context: str = "callkeeper-inbound",
-    give_up_after: int = 600,
+    give_up_after: int | None = None,
 ) -> PlacedCall:
     """A caller dials `dialled` (entering `context`); unanswered, it hangs up after `give_up_after` s.
 
-    `script` is the caller's CALLER_SCRIPT, e.g. "wait:2/dtmf:1/wait:10"; None stays on the line.
+    `script` is the caller's CALLER_SCRIPT, run once the call is answered, e.g. "wait:2/dtmf:1/wait:10";
+    None stays on the line. A script of waits alone is a caller who hangs up after that long whether
+    or not anyone answered (callkeeper leaves a caller unanswered while users' phones ring); other
+    callers give up after 600 s unanswered.
     """
+    if give_up_after is None:
+        give_up_after = _seconds_of_waiting(script) or 600
     call = PlacedCall(caller=f"caller-{uuid.uuid4().hex[:12]}", inbound=f"inbound-{uuid.uuid4().hex[:12]}")
     variables = {"CALLER_SCRIPT": script} if script is not None else {}
     status, body = await ari(
@@ -84,6 +89,13 @@ async def place_call(
     if status != 200:
         raise AssertionError(f"originate to {dialled} failed: HTTP {status} {body}")
     return call
+
+
+def _seconds_of_waiting(script: str | None) -> int | None:
+    steps = (script or "").split("/")
+    if not script or not all(step.startswith("wait:") and step[5:].isdigit() for step in steps):
+        return None
+    return sum(int(step[5:]) for step in steps)
 
 
 async def hang_up(sandbox: Sandbox, channel_id: str) -> bool:

@@ -110,7 +110,11 @@ class Harness:
             when, key = due[0]
             _, token = self.timers.pop(key)
             self.now = when
-            self.feed(ev.TimerFired(key[0], key[1], token, when))
+            out = self.feed(ev.TimerFired(key[0], key[1], token, when))
+            # Asterisk carries out the hangups of the legs the engine still follows.
+            for action in out:
+                if isinstance(action, act.Hangup) and action.channel_id in self.engine.channels:
+                    self.feed(ev.ChannelHungUp(action.channel_id, when))
         self.now = end
 
     def arrive(self, call_id: str = "c1", dialed: str = "+12125550100", caller: str = "+14155550111") -> None:
@@ -131,8 +135,17 @@ class Harness:
         assert legs, f"no leg dialed to {endpoint_part}"
         return legs[-1]
 
-    def answer(self, endpoint_part: str) -> None:
-        self.feed(ev.LegProgress(self.leg(endpoint_part), "ANSWER", self.now))
+    def answer(self, endpoint_part: str, *, bridged: bool = True) -> None:
+        """The leg answers and, unless not `bridged`, Asterisk carries out the bridging asked for."""
+        out = self.feed(ev.LegProgress(self.leg(endpoint_part), "ANSWER", self.now))
+        if bridged:
+            self.bridge(out)
+
+    def bridge(self, out: list[act.Action]) -> None:
+        for action in out:
+            if isinstance(action, act.BridgeChannels):
+                for channel_id in action.channel_ids:
+                    self.feed(ev.ChannelBridged(channel_id, action.bridge_id, self.now))
 
     def verdict(self, call_id: str = "c1") -> tuple[str, str]:
         record = self.records[call_id]

@@ -143,7 +143,7 @@ def test_queue_waits_then_offers_when_user_frees() -> None:
     h.hangup("c1")  # alice is free again: the longest-waiting caller is offered to her
     offer = h.dialed_legs()[-1]
     assert offer.call_id == "c3" and "alice" in offer.endpoint
-    h.feed(ev.LegProgress(offer.leg_id, "ANSWER", h.now))
+    h.bridge(h.feed(ev.LegProgress(offer.leg_id, "ANSWER", h.now)))
     h.hangup("c3")
     assert h.verdict("c3") == ("answered", "answered")
     h.advance(60)

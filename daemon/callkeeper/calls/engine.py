@@ -49,6 +49,10 @@ EXTERNAL_RING_SECONDS = 30
 PERSONAL_RING_SECONDS = 20
 QUEUE_RETRY_SECONDS = 3.0
 VOICEMAIL_RESULT_WAIT_SECONDS = 3.0
+# After the ring time the legs still ringing are hung up and the attempt ends when Asterisk says they
+# are gone, so that a caller who hung up first (by Asterisk's clock) is seen to have done so. This
+# long at most if Asterisk never says so.
+LEGS_GONE_WAIT_SECONDS = 10.0
 MAX_MISSED_CALL_HANDLINGS = 3
 BRIDGE_PREFIX = "callkeeper-"
 PLAYBACK = "playback"  # in the `extra` of a record in progress: what the caller hears
@@ -89,6 +93,7 @@ class Ringing:
     layer: int
     pending: tuple[str, ...]
     fishing: bool = False
+    ending: bool = False  # the ring time ran out; waiting for the legs to be gone
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +115,21 @@ class InVoicemail:
     leg_id: str
     mailbox: str
     stage = Stage.VOICEMAIL
+
+
+@dataclass(frozen=True, slots=True)
+class Connecting:
+    """A user answered; the caller counts as answered once both are in the call's bridge. Until
+    then the call is still where it was (`was`), for a caller who hangs up in between."""
+
+    leg_id: str
+    by: str
+    was: Ringing | Queued
+    entered: frozenset[str] = frozenset()
+
+    @property
+    def stage(self) -> Stage:
+        return self.was.stage
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +155,17 @@ class Closing:
 
 
 CallStage = (
-    Arriving | Welcome | Menu | Ringing | Queued | PressOne | InVoicemail | Talking | DialingUser | Closing
+    Arriving
+    | Welcome
+    | Menu
+    | Ringing
+    | Queued
+    | PressOne
+    | InVoicemail
+    | Connecting
+    | Talking
+    | DialingUser
+    | Closing
 )
 
 
@@ -160,6 +190,9 @@ class Call:
     channel_id: str
     started_at: datetime
     direction: Direction = Direction.INBOUND
+    # Only once the caller must hear us (audio, a bridge): while users ring the caller hears
+    # ringing unanswered, as with Dial(), and the trunk does not bill it.
+    caller_answered: bool = False
     stage: CallStage = field(default_factory=Arriving)
     facts: list[Fact] = field(default_factory=list)
     legs: dict[str, Leg] = field(default_factory=dict)
@@ -232,6 +265,7 @@ class Engine:
             case (
                 ev.ChannelHungUp(channel_id=cid)
                 | ev.LegProgress(channel_id=cid)
+                | ev.ChannelBridged(channel_id=cid)
                 | ev.DtmfReceived(channel_id=cid)
                 | ev.VoicemailFinished(channel_id=cid)
             ):
@@ -292,7 +326,6 @@ class Engine:
             act.Log(
                 call_id, line.name, "call_arrived", "info", {"caller": call.caller, "dialed": call.dialed}
             ),
-            act.Answer(call_id, call.channel_id),
         ]
         out += self._start_line(call, event.at)
         return self._with_progress(call, out)
@@ -347,7 +380,7 @@ class Engine:
             playback_id = call.next_id("welcome")
             call.stage = Welcome(playback_id)
             call.facts.append(Entered(Stage.WELCOME, at, line.welcome))
-            return [self._play(call, (line.welcome,), playback_id)]
+            return self._play(call, (line.welcome,), playback_id)
         return self._enter(call, line.route, at)
 
     # ------------------------------------------------------------ progressive dialer
@@ -381,6 +414,7 @@ class Engine:
             channel_id=f"{event.call_id}-user",
             started_at=event.at,
             direction=Direction.OUTBOUND,
+            caller_answered=True,  # the user's phone, dialed by us
         )
         self.calls[call.id] = call
         self._follow(call, call.channel_id)
@@ -463,7 +497,7 @@ class Engine:
             playback_id = call.next_id("press1")
             call.stage = PressOne(playback_id)
             call.facts.append(Entered(Stage.PRESS_1, at, handling.press_1_prompt))
-            return [self._play(call, (handling.press_1_prompt,), playback_id)]
+            return self._play(call, (handling.press_1_prompt,), playback_id)
         return self._start_voicemail(call, at)
 
     def _start_voicemail(self, call: Call, at: datetime) -> Actions:
@@ -477,6 +511,7 @@ class Engine:
         call.voicemail_pending = True
         call.facts.append(Entered(Stage.VOICEMAIL, at, mailbox))
         return [
+            *self._answer(call),
             act.DialLeg(
                 call.id,
                 leg.id,
@@ -501,7 +536,7 @@ class Engine:
             call.facts.append(Entered(Stage.IVR, at, ivr.name))
         playback_id = call.next_id("ivr")
         call.stage = Menu(ivr, attempt, playback_id)
-        return [self._cancel(call, "ivr"), self._play(call, (ivr.prompt,), playback_id)]
+        return [self._cancel(call, "ivr"), *self._play(call, (ivr.prompt,), playback_id)]
 
     def _menu_event(self, call: Call, menu: Menu, event: ev.Input) -> Actions:
         ivr = menu.ivr
@@ -522,7 +557,7 @@ class Engine:
                     return [*out, *self._enter_or_missed(call, ivr.invalid or ivr.no_input, at)]
                 playback_id = call.next_id("ivr")
                 call.stage = Menu(ivr, menu.attempt + 1, playback_id)
-                return [*out, self._play(call, (ivr.invalid_prompt, ivr.prompt), playback_id)]
+                return [*out, *self._play(call, (ivr.invalid_prompt, ivr.prompt), playback_id)]
             case ev.TimerFired(name="ivr", at=at):
                 if menu.attempt >= ivr.attempts:
                     return self._enter_or_missed(call, ivr.no_input, at)
@@ -558,10 +593,10 @@ class Engine:
         ring_all = group.strategy.value == "ring_all"
         now, pending = (order, ()) if ring_all else (order[:1], tuple(order[1:]))
         call.stage = Ringing(Stage.RING_GROUP, group, layer, pending, group.fishing_mode)
-        out: Actions = [act.Ring(call.id, call.channel_id)]
+        out: Actions = []
         for user in now:
             out += self._dial_user(call, user, group.ring_seconds)
-        return [*out, self._timer(call, "ring", group.ring_seconds)]
+        return [*out, *self._ringback(call), self._timer(call, "ring", group.ring_seconds)]
 
     def _dial_user(self, call: Call, user: str, ring_seconds: int) -> Actions:
         return self._dial(call, user, call.config.users[user].endpoint, ring_seconds)
@@ -578,20 +613,24 @@ class Engine:
 
     def _ringing_event(self, call: Call, ringing: Ringing, event: ev.Input) -> Actions:
         match event:
-            case ev.TimerFired(name="ring", at=at):
+            case ev.TimerFired(name="ring", at=at) if call.legs:
+                call.stage = replace(ringing, ending=True)
+                out: Actions = [act.Hangup(call.id, leg.id) for leg in call.legs.values()]
+                return [*out, self._timer(call, "legs_gone", LEGS_GONE_WAIT_SECONDS)]
+            case ev.TimerFired(name="ring" | "legs_gone", at=at):
                 return self._attempt_over(call, ringing, at)
         return []
 
     def _attempt_over(self, call: Call, ringing: Ringing, at: datetime) -> Actions:
         """Nobody answered this attempt (its ring time ran out or every leg failed)."""
         out = self._drop_legs(call)
-        out.append(self._cancel(call, "ring"))
+        out += [self._cancel(call, name) for name in ("ring", "legs_gone") if name in call.timers]
         group = ringing.group
         if ringing.stage is Stage.RING_GROUP and group is not None:
             config = call.config
             pending = [u for u in ringing.pending if self.board.available(config, u)]
             if pending:
-                call.stage = replace(ringing, pending=tuple(pending[1:]))
+                call.stage = replace(ringing, pending=tuple(pending[1:]), ending=False)
                 out += self._dial_user(call, pending[0], group.ring_seconds)
                 return [*out, self._timer(call, "ring", group.ring_seconds)]
             return out + self._ring_next_layer(call, group, ringing.layer + 1, at, first=False)
@@ -615,6 +654,7 @@ class Engine:
         self.board.enqueue(group.name, call.id)
         out: Actions = [
             act.StopRing(call.id, call.channel_id),
+            *self._answer(call),
             act.StartMoh(call.id, call.channel_id, queue.music_class),
             self._timer(call, "queue_max_wait", queue.max_wait_seconds),
         ]
@@ -643,7 +683,7 @@ class Engine:
                 media = ("sound:queue-thereare", f"number:{position}", "sound:queue-callswaiting")
                 return [
                     act.StopMoh(call.id, call.channel_id),
-                    self._play(call, media, playback_id),
+                    *self._play(call, media, playback_id),
                     self._timer(call, "queue_announce", queue.announce_position_seconds or 0),
                 ]
             case ev.PlaybackDone() | ev.ActionFailed(action="Play") if queued.announcing:
@@ -698,9 +738,8 @@ class Engine:
         call.stage = Ringing(Stage.PERSONAL_LINE, None, 0, pending)
         if not self.board.available(call.config, user):
             return self._attempt_over(call, call.stage, at)
-        out: Actions = [act.Ring(call.id, call.channel_id)]
-        out += self._dial_user(call, user, PERSONAL_RING_SECONDS)
-        return [*out, self._timer(call, "ring", PERSONAL_RING_SECONDS)]
+        out = self._dial_user(call, user, PERSONAL_RING_SECONDS)
+        return [*out, *self._ringback(call), self._timer(call, "ring", PERSONAL_RING_SECONDS)]
 
     def _ring_backup(self, call: Call, number: str, at: datetime) -> Actions:
         call.facts.append(Entered(Stage.PERSONAL_LINE, at, f"backup {number}"))
@@ -714,9 +753,8 @@ class Engine:
 
     def _dial_external(self, call: Call, number: str, ring_seconds: int) -> Actions:
         template = call.config.asterisk.outbound_dial or "PJSIP/{number}"
-        out: Actions = [act.Ring(call.id, call.channel_id)]
-        out += self._dial(call, f"external:{number}", template.format(number=number), ring_seconds)
-        return [*out, self._timer(call, "ring", ring_seconds)]
+        out = self._dial(call, f"external:{number}", template.format(number=number), ring_seconds)
+        return [*out, *self._ringback(call), self._timer(call, "ring", ring_seconds)]
 
     # ------------------------------------------------------------ legs
 
@@ -740,7 +778,7 @@ class Engine:
         if isinstance(stage, InVoicemail) and leg.id == stage.leg_id:
             call.bridged = True
             return [act.BridgeChannels(call.id, call.bridge_id, (call.channel_id, leg.id))]
-        if not isinstance(stage, Ringing | Queued):
+        if not isinstance(stage, Ringing | Queued) or (isinstance(stage, Ringing) and stage.ending):
             return [act.Hangup(call.id, leg.id)]
         out: Actions = [self._cancel(call, "ring")]
         for other in [o for o in call.legs.values() if o.id != leg.id]:
@@ -764,15 +802,27 @@ class Engine:
             self.board.talking[leg.user] = call.id
             if group is not None:
                 self.board.last_taker[group.name] = leg.user
-        call.answered_by = call.answered_by or leg.user
-        call.facts.append(Answered(leg.user, at))
-        call.stage = Talking(leg.id, leg.user)
+        call.stage = Connecting(leg.id, leg.user, stage)
         call.bridged = True
         return [
             *out,
+            *self._answer(call),
             act.BridgeChannels(call.id, call.bridge_id, (call.channel_id, leg.id)),
-            act.Log(call.id, call.line.name, "call_answered", "info", {"by": leg.user}),
         ]
+
+    def _bridged(self, call: Call, connecting: Connecting, event: ev.ChannelBridged) -> Actions:
+        """Answered means the caller and the user are in one bridge, not merely that the user's
+        phone answered: on a loaded PBX a caller can hang up in between."""
+        if event.bridge_id != call.bridge_id:
+            return []
+        entered = connecting.entered | {event.channel_id}
+        if not {call.channel_id, connecting.leg_id} <= entered:
+            call.stage = replace(connecting, entered=entered)
+            return []
+        call.answered_by = call.answered_by or connecting.by
+        call.facts.append(Answered(connecting.by, event.at))
+        call.stage = Talking(connecting.leg_id, connecting.by)
+        return [act.Log(call.id, call.line.name, "call_answered", "info", {"by": connecting.by})]
 
     def _leg_gone(self, call: Call, leg: Leg, at: datetime) -> Actions:
         self._forget_leg(call, leg)
@@ -780,6 +830,14 @@ class Engine:
         match stage:
             case Talking(leg_id=leg_id) if leg_id == leg.id:
                 return self._hang_up_caller(call, at, "user_hung_up")
+            case Connecting(leg_id=leg_id, by=by, was=was) if leg_id == leg.id:
+                # The user hung up before the caller was put through: the caller must not be lost.
+                if self.board.talking.get(by) == call.id:
+                    del self.board.talking[by]
+                if isinstance(was, Ringing):
+                    return self._attempt_over(call, replace(was, pending=(), ending=False), at)
+                call.facts.append(RangOut(Stage.QUEUE, RangOutWhy.NO_ANSWER, at))
+                return self._missed_call_handling(call, at)
             case InVoicemail(leg_id=leg_id) if leg_id == leg.id:
                 return self._hang_up_caller(call, at, "voicemail_done")
             case Ringing() if not call.legs:
@@ -844,6 +902,8 @@ class Engine:
             leg = Leg(cid or "", "voicemail")
         if leg is None and isinstance(event, ev.ActionFailed) and event.action == "DialLeg":
             leg = call.legs.get(event.target)
+        if isinstance(event, ev.ChannelBridged):
+            return self._bridged(call, call.stage, event) if isinstance(call.stage, Connecting) else []
         if leg is not None:
             return self._leg_event(call, leg, event)
         if isinstance(event, ev.TimerFired):
@@ -878,8 +938,13 @@ class Engine:
     def _caller_left(self, call: Call, at: datetime) -> Actions:
         if isinstance(call.stage, Closing):
             return []
-        stage = call.stage
-        if not isinstance(stage, Talking):
+        stage = call.stage.was if isinstance(call.stage, Connecting) else call.stage
+        if any(fact.at > at for fact in call.facts):
+            # By Asterisk's clock the caller left before the latest of our decisions (a timer
+            # fired while their hangup was on its way): the journey ends where they really were.
+            call.facts = [fact for fact in call.facts if fact.at <= at]
+            call.facts.append(_hangup_where(call.config, call.facts, at))
+        elif not isinstance(stage, Talking):
             call.facts.append(
                 CallerHungUp(stage.stage, at, isinstance(stage, Ringing | Queued) and self._fishing(stage))
             )
@@ -984,8 +1049,7 @@ class Engine:
         self.calls[call.id] = call
         self._follow(call, call.channel_id)
         out: Actions = [act.Log(call.id, call.line.name, "call_adopted", "warning", {"stage": stage.value})]
-        if not event.answered:
-            out.append(act.Answer(call.id, call.channel_id))
+        call.caller_answered = event.answered
         if playback:
             out.append(act.StopPlayback(call.id, playback))
         serving = _serving_leg(event)
@@ -1044,7 +1108,11 @@ class Engine:
             if stage is Stage.QUEUE
             else act.StopRing(call.id, call.channel_id)
         )
-        return [stop, act.BridgeChannels(call.id, call.bridge_id, (call.channel_id, serving.channel_id))]
+        return [
+            stop,
+            *self._answer(call),
+            act.BridgeChannels(call.id, call.bridge_id, (call.channel_id, serving.channel_id)),
+        ]
 
     def _resume_voicemail(self, call: Call, leg_id: str, mailbox: str) -> None:
         call.legs[leg_id] = Leg(leg_id, "voicemail", answered=True)
@@ -1057,9 +1125,8 @@ class Engine:
         """The open record of a call that ended while no daemon watched (this one was down or cut
         off): the caller is taken to have left where the journey stopped."""
         facts = facts_from_steps(record.steps)
-        stage, detail = _where(facts)
-        group = self.config.ring_groups.get(detail) if stage in (Stage.RING_GROUP, Stage.QUEUE) else None
-        facts.append(CallerHungUp(stage, at, group is not None and group.fishing_mode))
+        hangup = _hangup_where(self.config, facts, at)
+        facts.append(hangup)
         line = self.config.lines.get(record.line or "")
         verdict = classify(facts, record.started_at, at, line.short_abandon_seconds if line else 0)
         final = replace(
@@ -1078,7 +1145,7 @@ class Engine:
                 record.line,
                 "call_end_not_observed",
                 "warning",
-                {"stage": stage.value, "reason": verdict.reason.value},
+                {"stage": hangup.stage.value, "reason": verdict.reason.value},
             ),
         ]
 
@@ -1088,7 +1155,7 @@ class Engine:
         self.board.queues.clear()
         out: Actions = []
         for call in list(self.calls.values()):
-            if isinstance(call.stage, Talking | InVoicemail):
+            if isinstance(call.stage, Connecting | Talking | InVoicemail):
                 out += self._hang_up_caller(call, at, "shutdown")
             elif not isinstance(call.stage, Closing):
                 out += self.fail_call(call.id, at, "still in progress when the shutdown grace expired")
@@ -1126,10 +1193,20 @@ class Engine:
         self.channels[channel_id] = call.id
         call.followed.add(channel_id)
 
-    def _play(self, call: Call, media: tuple[str, ...], playback_id: str) -> act.Play:
+    def _ringback(self, call: Call) -> Actions:
+        """The caller hears ringing; asked for after the dials, which are what the users wait for."""
+        return [] if call.direction is Direction.OUTBOUND else [act.Ring(call.id, call.channel_id)]
+
+    def _answer(self, call: Call) -> Actions:
+        if call.caller_answered:
+            return []
+        call.caller_answered = True
+        return [act.Answer(call.id, call.channel_id)]
+
+    def _play(self, call: Call, media: tuple[str, ...], playback_id: str) -> Actions:
         self.playbacks[playback_id] = call.id
         call.followed.add(playback_id)
-        return act.Play(call.id, call.channel_id, media, playback_id)
+        return [*self._answer(call), act.Play(call.id, call.channel_id, media, playback_id)]
 
     def _timer(self, call: Call, name: str, seconds: float) -> act.StartTimer:
         call.seq += 1
@@ -1159,6 +1236,13 @@ def _where(facts: list[Fact]) -> tuple[Stage, str]:
             case Entered(stage=stage, detail=detail) if stage is not Stage.ADOPTED:
                 return stage, detail
     return Stage.ARRIVED, ""
+
+
+def _hangup_where(config: Config, facts: list[Fact], at: datetime) -> CallerHungUp:
+    """The caller's hangup where a journey known only from its facts stopped."""
+    stage, detail = _where(facts)
+    group = config.ring_groups.get(detail) if stage in (Stage.RING_GROUP, Stage.QUEUE) else None
+    return CallerHungUp(stage, at, group is not None and group.fishing_mode)
 
 
 def _serving_leg(event: ev.CallAdopted) -> ev.AdoptedLeg | None:

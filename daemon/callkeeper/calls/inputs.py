@@ -52,6 +52,15 @@ class LegProgress:
 
 
 @dataclass(frozen=True, slots=True)
+class ChannelBridged:
+    """A channel we follow entered a bridge."""
+
+    channel_id: str
+    bridge_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class DtmfReceived:
     channel_id: str
     digit: str
@@ -147,6 +156,7 @@ Input = (
     | DialerRequested
     | ChannelHungUp
     | LegProgress
+    | ChannelBridged
     | DtmfReceived
     | PlaybackDone
     | TimerFired

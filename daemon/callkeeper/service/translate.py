@@ -12,7 +12,7 @@ VOICEMAIL_EVENT = "CallkeeperVoicemail"
 SOFTHANGUP_SHUTDOWN = 1 << 2
 
 # What `to_inputs` reads, and ApplicationReplaced for the connection. The daemon asks Asterisk for
-# these only: ChannelVarset, ChannelDialplan, caller-id and bridge events, over half of a call's
+# these only: ChannelVarset, ChannelDialplan, caller-id events and the like, over half of a call's
 # stream (bench/replay.py), are then neither serialized nor sent nor parsed.
 WANTED_EVENTS = (
     ari.StasisStart.type,
@@ -21,6 +21,7 @@ WANTED_EVENTS = (
     ari.ChannelDestroyed.type,
     ari.Dial.type,
     ari.ChannelStateChange.type,
+    ari.ChannelEnteredBridge.type,
     ari.ChannelDtmfReceived.type,
     ari.PlaybackFinished.type,
     ari.ChannelUserevent.type,
@@ -51,6 +52,8 @@ def to_inputs(event: ari.AriEvent) -> tuple[ev.Input, ...]:
             return (ev.LegProgress(peer.id, status, at),)
         case ari.ChannelStateChange(channel=channel) if channel.state == "Up":
             return (ev.LegProgress(channel.id, "ANSWER", at),)
+        case ari.ChannelEnteredBridge(bridge=bridge, channel=channel):
+            return (ev.ChannelBridged(channel.id, bridge.id, at),)
         case ari.ChannelDtmfReceived(channel=channel, digit=digit):
             return (ev.DtmfReceived(channel.id, digit, at),)
         case ari.PlaybackFinished(playback=playback):
