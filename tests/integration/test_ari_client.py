@@ -119,12 +119,18 @@ class Session:
 @contextlib.asynccontextmanager
 async def connected(config: AsteriskConfig) -> AsyncIterator[Session]:
     log = EventLog()
-    connection = AriConnection(config, on_event=log)
-    runner = asyncio.create_task(connection.run())
     async with AriRestClient(config) as rest:
+        # The client's requests go over the event websocket once it is ready (HTTP before).
+        connection = AriConnection(config, on_event=log, rest=rest)
+        runner = asyncio.create_task(connection.run())
         try:
             async with asyncio.timeout(10):
                 await connection.wait_ready()
+            for _ in range(500):  # the socket's REST probe is answered a moment later
+                if connection.requests.usable:
+                    break
+                await asyncio.sleep(0.01)
+            assert connection.requests.usable
             yield Session(connection, log, rest, config.app)
         finally:
             for channel in await rest.list_channels():
@@ -459,3 +465,61 @@ async def test_typed_errors_for_gone_things(config: AsteriskConfig) -> None:
 
     assert {failure.status for failure in failures} == {404}
     assert all(gone in failure.path for failure in failures)
+
+
+async def test_requests_go_over_the_event_websocket_and_over_http_while_it_is_down(
+    config: AsteriskConfig,
+) -> None:
+    async with connected(config) as session:
+        rest, requests, gone = session.rest, session.connection.requests, unique("gone")
+        sent = requests.sent
+        assert (await rest.asterisk_info()).version
+        with pytest.raises(AriNotFound, match="Channel not found") as caught:
+            await rest.get_channel(gone)
+        assert caught.value.status == 404
+        assert caught.value.path == f"/channels/{gone}"
+        bridge = unique("bridge")
+        await rest.create_bridge(bridge)
+        with pytest.raises(AriConflict):
+            await rest.create_bridge(bridge)
+        await rest.destroy_bridge(bridge)
+        leg = unique("leg")  # query strings and a JSON body
+        await rest.create_channel(ANSWERING_USER, session.app, channel_id=leg, variables={"CK_COLOR": "blue"})
+        assert await rest.get_variable(leg, "CK_COLOR") == "blue"
+        assert requests.sent == sent + 7
+
+        await session.connection.close()
+        assert not requests.usable
+        with pytest.raises(AriNotFound, match="Channel not found"):
+            await rest.get_channel(gone)
+        assert (await rest.asterisk_info()).version
+        await rest.create_bridge(bridge)
+        await rest.destroy_bridge(bridge)
+        with contextlib.suppress(AriNotFound):  # Asterisk may have ended it with our app
+            await rest.hangup(leg)
+        assert requests.sent == sent + 7
+
+
+async def test_a_request_waiting_for_a_busy_channel_does_not_hold_up_the_others(
+    config: AsteriskConfig,
+) -> None:
+    """Asterisk runs websocket requests one at a time, and an answer waits until the channel's
+    thread is done with the playback: over the socket it would hold up every later request."""
+    async with connected(config) as session:
+        rest, requests = session.rest, session.connection.requests
+        leg = await session.answered_leg()
+        await rest.play(leg, "sound:tt-monkeys")  # 16 s
+        await session.log.wait_for(is_(ari.PlaybackStarted))
+        answer = asyncio.create_task(rest.answer(leg))
+        await asyncio.sleep(0.2)
+
+        sent = requests.sent
+        async with asyncio.timeout(1):
+            await rest.asterisk_info()
+            await rest.get_channel(leg)
+        assert requests.sent == sent + 2
+        assert not answer.done()
+
+        await rest.hangup(leg)
+        with contextlib.suppress(AriError):
+            await answer

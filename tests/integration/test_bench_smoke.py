@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench import live_load, native, record
+from bench import ari_transport, live_load, native, record
 from bench.common import asterisk_sandbox
 from bench.replay import replay
 from bench.scenarios import EVERY_VERDICT, LOAD_MIX, every_verdict_config
@@ -48,3 +48,14 @@ async def test_native_against_callkeeper(sandbox: Sandbox) -> None:
     for system in ("native", "callkeeper"):
         assert result["systems"][system]["rang"] == 1, result
     assert result["systems"]["callkeeper"]["wrong_verdicts"] == []
+
+
+async def test_ari_transport(sandbox: Sandbox) -> None:
+    result = await ari_transport.run(requests=40, rounds=1, concurrency=4)
+    assert set(result["best"]) == {
+        f"{kind} x{n} {transport}"
+        for kind in ("info", "channel")
+        for n in (1, 4)
+        for transport in ("http", "websocket")
+    }
+    assert all(figures["requests"] == 40 for figures in result["best"].values())

@@ -15,7 +15,8 @@ from aiohttp import WSMsgType, test_utils, web
 
 from callkeeper.ari import events as ari
 from callkeeper.ari.connection import AriConnection, ConnectionState
-from callkeeper.ari.errors import AriAuthError, AriConflict, AriUnavailable
+from callkeeper.ari.errors import AriAuthError, AriConflict, AriNotFound, AriUnavailable, is_retryable
+from callkeeper.ari.rest import AriRestClient
 from callkeeper.config.model import AsteriskConfig, Secret
 
 PASSWORD = "s3cret-Pa55"
@@ -39,7 +40,9 @@ def varset(n: int) -> dict[str, Any]:
 
 class FakeAsterisk:
     """`info_status` answers GET /ari/asterisk/info (404 as HTML, like Asterisk while loading);
-    every accepted websocket gets `greeting` frames, then stays open until `drop()`."""
+    every accepted websocket gets `greeting` frames, then stays open until `drop()`. With
+    `rest_replies` (uri -> status, body) it answers RESTRequest frames like Asterisk 22.4+
+    (404 for other uris, nothing for those in `rest_held`); without, it ignores them."""
 
     def __init__(self) -> None:
         self.info_status = 200
@@ -49,6 +52,9 @@ class FakeAsterisk:
         self.sockets: list[web.WebSocketResponse] = []
         self.handshakes: list[web.Request] = []
         self.info_requests = 0
+        self.rest_replies: dict[str, tuple[int, Any]] | None = None
+        self.rest_held: set[str] = set()
+        self.rest_requests: list[dict[str, Any]] = []
         self.connected = asyncio.Event()
         self.server: test_utils.TestServer | None = None
         self.port = 0
@@ -99,7 +105,20 @@ class FakeAsterisk:
         async for message in socket:
             if message.type is WSMsgType.ERROR:
                 break
+            if message.type is WSMsgType.TEXT and self.rest_replies is not None:
+                await self.answer_rest(socket, json.loads(message.data))
         return socket
+
+    async def answer_rest(self, socket: web.WebSocketResponse, request: dict[str, Any]) -> None:
+        self.rest_requests.append(request)
+        uri = request["uri"]
+        if uri in self.rest_held:
+            return
+        status, body = (self.rest_replies or {}).get(uri, (404, {"message": "Resource not found"}))
+        reply = {"type": "RESTResponse", "request_id": request["request_id"], "status_code": status}
+        if body is not None:
+            reply |= {"content_type": "application/json", "message_body": json.dumps(body)}
+        await socket.send_str(json.dumps(reply))
 
 
 @pytest.fixture
@@ -155,6 +174,17 @@ class Owner:
                 await self.received.wait()
 
 
+def make_config(port: int, password: str = PASSWORD) -> AsteriskConfig:
+    return AsteriskConfig(
+        url=f"http://127.0.0.1:{port}",
+        username="callkeeper",
+        password=Secret(password),
+        app="callkeeper",
+        connect_timeout_seconds=1.0,
+        request_timeout_seconds=1.0,
+    )
+
+
 def make_connection(
     port: int,
     owner: Owner,
@@ -163,16 +193,8 @@ def make_connection(
     on_event: Callable[[ari.AriEvent], None] | None = None,
     **options: Any,
 ) -> AriConnection:
-    config = AsteriskConfig(
-        url=f"http://127.0.0.1:{port}",
-        username="callkeeper",
-        password=Secret(password),
-        app="callkeeper",
-        connect_timeout_seconds=1.0,
-        request_timeout_seconds=1.0,
-    )
     return AriConnection(
-        config,
+        make_config(port, password),
         on_event=on_event or owner.on_event,
         on_ready=owner.on_ready,
         on_disconnected=owner.on_disconnected,
@@ -506,3 +528,59 @@ async def test_websocket_debug_logging_never_shows_the_credentials(
 
     assert AUTHORIZATION.split()[1] not in caplog.text
     assert "Authorization" not in caplog.text
+
+
+async def test_rest_requests_ride_the_socket_while_ready(asterisk: FakeAsterisk) -> None:
+    asterisk.rest_replies = {"asterisk/ping": (200, {"ping": "pong"}), "asterisk/info": (200, INFO)}
+    owner = Owner()
+    rest = AriRestClient(make_config(asterisk.port))
+    connection = make_connection(asterisk.port, owner, rest=rest)
+    runner = asyncio.create_task(connection.run())
+    await until(lambda: connection.requests.usable)
+    info_over_http = asterisk.info_requests
+
+    assert (await rest.asterisk_info()).version == "22.10.1"
+    with pytest.raises(AriNotFound, match="Resource not found"):
+        await rest.get_bridge("gone")
+    assert asterisk.info_requests == info_over_http
+    assert [request["uri"] for request in asterisk.rest_requests] == [
+        "asterisk/ping",
+        "asterisk/info",
+        "bridges/gone",
+    ]
+    assert owner.events == []  # the answers are not events
+
+    # Asterisk goes away while a request waits for its answer: it fails, retryably.
+    asterisk.rest_held |= {"channels/c1", "asterisk/ping"}  # the next socket: no answers
+    waiting = asyncio.create_task(rest.get_channel("c1"))
+    await until(lambda: len(asterisk.rest_requests) == 4)
+    await asterisk.drop()
+    with pytest.raises(AriUnavailable, match="event socket closed") as caught:
+        await waiting
+    assert is_retryable(caught.value)
+    assert not connection.requests.usable
+
+    await until(lambda: connection.ready and asterisk.rest_requests[-1]["uri"] == "asterisk/ping")
+    info_over_http = asterisk.info_requests
+    assert (await rest.asterisk_info()).version == "22.10.1"
+    assert asterisk.info_requests == info_over_http + 1
+
+    await connection.close()
+    await runner
+    await rest.close()
+
+
+async def test_an_asterisk_ignoring_rest_frames_gets_http(asterisk: FakeAsterisk) -> None:
+    owner = Owner()
+    rest = AriRestClient(make_config(asterisk.port))
+    connection = make_connection(asterisk.port, owner, rest=rest)
+    runner = asyncio.create_task(connection.run())
+    await wait_state(connection, ConnectionState.READY)
+    await asyncio.sleep(0.05)
+    info_requests = asterisk.info_requests
+    await rest.asterisk_info()
+    assert asterisk.info_requests == info_requests + 1
+    assert not connection.requests.usable
+    await connection.close()
+    await runner
+    await rest.close()

@@ -1,6 +1,7 @@
 """The ARI event stream: one websocket, reconnected forever with backoff, events handed over in
 arrival order. States: DISCONNECTED -> CONNECTING -> READY, back to DISCONNECTED when the
-socket drops; FATAL (credentials, app taken over) and CLOSED (close()) are final."""
+socket drops; FATAL (credentials, app taken over) and CLOSED (close()) are final. While READY
+the socket also carries the REST requests of the `rest` client it was given (wsrest.py)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from callkeeper.ari.events import (
     parse_event,
 )
 from callkeeper.ari.rest import AriRestClient, basic_auth_header
+from callkeeper.ari.wsrest import EventSocketRequests
 from callkeeper.config.model import AsteriskConfig
 
 log = structlog.get_logger(__name__)
@@ -69,7 +71,11 @@ class AriConnection:
 
     After every (re)connect `on_ready` is awaited before any event of the new socket is handed
     to `on_event`: Asterisk does not queue events for an absent app, so that is where the
-    owner reconciles. Events arriving meanwhile wait, in order."""
+    owner reconciles. Events arriving meanwhile wait, in order.
+
+    Pass the daemon's `rest` client to have its requests sent over the socket while READY
+    (and over HTTP before that, during on_ready too); requests waiting for an answer when the
+    socket drops fail with AriUnavailable."""
 
     def __init__(
         self,
@@ -79,6 +85,7 @@ class AriConnection:
         on_ready: Callable[[], Awaitable[None]] | None = None,
         on_disconnected: Callable[[], None] | None = None,
         session: aiohttp.ClientSession | None = None,
+        rest: AriRestClient | None = None,
         backoff: Backoff | None = None,
         stable_after_seconds: float = 10.0,
         ping_interval_seconds: float = 20.0,
@@ -88,7 +95,10 @@ class AriConnection:
         self._on_event = on_event
         self._on_ready = on_ready
         self._on_disconnected = on_disconnected
-        self._rest = AriRestClient(config, session)
+        self._rest = rest or AriRestClient(config, session)
+        self._owns_rest = rest is None
+        self._requests = EventSocketRequests(config.request_timeout_seconds)
+        self._rest.use_event_socket(self._requests)
         self._backoff = backoff or ExponentialBackoff()
         self._stable_after = stable_after_seconds
         self._ping_interval = ping_interval_seconds
@@ -116,6 +126,11 @@ class AriConnection:
     def ready(self) -> bool:
         return self._state is ConnectionState.READY
 
+    @property
+    def requests(self) -> EventSocketRequests:
+        """The REST lane of the socket: whether it takes requests now, how many it carried."""
+        return self._requests
+
     async def wait_ready(self) -> None:
         """Returns once READY (on_ready done); raises the fatal error, or AriUnavailable if
         the connection was closed. Bound it with `asyncio.timeout()`."""
@@ -141,7 +156,8 @@ class AriConnection:
         finally:
             if self._state is not ConnectionState.FATAL:
                 self._set_state(ConnectionState.CLOSED)
-            await self._rest.close()
+            if self._owns_rest:
+                await self._rest.close()
 
     async def close(self) -> None:
         """Stops reconnecting, closes the socket; `run()` then returns normally."""
@@ -165,7 +181,11 @@ class AriConnection:
                         await self._on_ready()
                     ready_at = time.monotonic()
                     self._became_ready()
-                    await self._deliver(websocket)
+                    try:
+                        await self._requests.attach(websocket.send)
+                        await self._deliver(websocket)
+                    finally:
+                        self._requests.detach()
                 error: AriError = AriUnavailable(None, "GET", EVENTS_PATH, "Asterisk closed the event socket")
             except AriError as exc:
                 error = exc
@@ -225,7 +245,11 @@ class AriConnection:
         on_event = self._on_event
         async for message in websocket:
             try:
-                event = parse_event(json.loads(message))
+                data = json.loads(message)
+                if type(data) is dict and data.get("type") == "RESTResponse":
+                    self._requests.on_response(data)
+                    continue
+                event = parse_event(data)
             except MalformedEvent as exc:
                 log.warning("ari_event_malformed", type=exc.event_type, reason=exc.reason)
                 continue

@@ -1,5 +1,6 @@
-"""Typed ARI REST calls over aiohttp. Credentials travel only in the Authorization header;
-every failure is one of the `errors` types."""
+"""Typed ARI REST calls, over the event websocket when `AriConnection` offers it (see wsrest.py),
+otherwise over HTTP with aiohttp. Credentials travel only in the Authorization header; every
+failure is one of the `errors` types."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from callkeeper.ari.events import (
     parse_playback,
     parse_recording,
 )
+from callkeeper.ari.wsrest import EventSocketRequests
 from callkeeper.config.model import AsteriskConfig
 
 BridgeType = Literal["mixing", "holding", "dtmf_events", "proxy_media", "video_sfu", "video_single"]
@@ -55,6 +57,11 @@ class AriRestClient:
         )
         self._session = session
         self._owns_session = session is None
+        self._socket: EventSocketRequests | None = None
+
+    def use_event_socket(self, socket: EventSocketRequests) -> None:
+        """Send requests over the event websocket whenever `socket` can take them."""
+        self._socket = socket
 
     async def __aenter__(self) -> Self:
         return self
@@ -70,11 +77,24 @@ class AriRestClient:
             self._session = None
 
     async def _request(
-        self, method: str, path: str, params: Params | None = None, body: Mapping[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        params: Params | None = None,
+        body: Mapping[str, Any] | None = None,
+        *,
+        waits_for_channel: bool = False,
     ) -> Any:
+        """`waits_for_channel`: Asterisk answers only once the channel's own thread has run the
+        command, which may be busy for as long as a playback lasts. Such a request would hold up
+        every request behind it on the websocket, so it goes over HTTP. So does a path with a
+        quoted id: Asterisk does not decode paths that arrive on the websocket."""
+        query = None if params is None else {k: str(v) for k, v in params.items() if v is not None}
+        socket = self._socket
+        if socket is not None and not waits_for_channel and "%" not in path and socket.usable:
+            return await socket.request(method, path, query, body)
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        query = None if params is None else {k: str(v) for k, v in params.items() if v is not None}
         try:
             async with self._session.request(
                 method,
@@ -105,7 +125,7 @@ class AriRestClient:
         return parse_channel(await self._request("GET", f"/channels/{_segment(channel_id)}"))
 
     async def answer(self, channel_id: str) -> None:
-        await self._request("POST", f"/channels/{_segment(channel_id)}/answer")
+        await self._request("POST", f"/channels/{_segment(channel_id)}/answer", waits_for_channel=True)
 
     async def ring(self, channel_id: str) -> None:
         await self._request("POST", f"/channels/{_segment(channel_id)}/ring")
@@ -284,11 +304,13 @@ class AriRestClient:
     async def add_channel(self, bridge_id: str, channel_id: str, role: str | None = None) -> None:
         """A gone channel answers 400 "Channel not found" here (not 404); a gone bridge 404."""
         params = {"channel": channel_id, "role": role}
-        await self._request("POST", f"/bridges/{_segment(bridge_id)}/addChannel", params)
+        path = f"/bridges/{_segment(bridge_id)}/addChannel"
+        await self._request("POST", path, params, waits_for_channel=True)
 
     async def remove_channel(self, bridge_id: str, channel_id: str) -> None:
         params = {"channel": channel_id}
-        await self._request("POST", f"/bridges/{_segment(bridge_id)}/removeChannel", params)
+        path = f"/bridges/{_segment(bridge_id)}/removeChannel"
+        await self._request("POST", path, params, waits_for_channel=True)
 
     async def start_bridge_moh(self, bridge_id: str, moh_class: str | None = None) -> None:
         await self._request("POST", f"/bridges/{_segment(bridge_id)}/moh", {"mohClass": moh_class})

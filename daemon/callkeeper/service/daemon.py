@@ -54,6 +54,7 @@ class Daemon:
             on_event=self.service.on_event,
             on_ready=self._on_ready,
             session=self.session,
+            rest=self.rest,
         )
         self.control = LiveDaemon(
             self.service,
