@@ -3,8 +3,10 @@ the CLI, never at import time."""
 
 from __future__ import annotations
 
+import json as jsonlib
 import logging
 import sys
+from typing import Any
 
 import structlog
 
@@ -22,14 +24,14 @@ def setup_logging(level: str = "info", json: bool | None = None) -> None:
         structlog.processors.StackInfoRenderer(),
     ]
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer(_json_line) if json else structlog.dev.ConsoleRenderer(colors=False)
     )
     if json:
         shared.append(structlog.processors.format_exc_info)
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
@@ -39,3 +41,11 @@ def setup_logging(level: str = "info", json: bool | None = None) -> None:
     root.setLevel(numeric)
     for name in NOISY:
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
+
+
+# What `json.dumps(..., default=...)` renders, without building an encoder for every line.
+_ENCODER = jsonlib.JSONEncoder(default=repr)
+
+
+def _json_line(event_dict: Any, **_: Any) -> str:
+    return _ENCODER.encode(event_dict)
