@@ -32,7 +32,7 @@ class RecordWriter:
         self.retry_seconds = retry_seconds
         self.on_final = on_final
         self.waiting: dict[str, CallRecord] = {}
-        self.wakeup = asyncio.Event()
+        self.woken: asyncio.Future[None] | None = None  # what the idle writer waits on
         self.idle = asyncio.Event()
         self.idle.set()
         self.written = 0
@@ -45,12 +45,13 @@ class RecordWriter:
     def save(self, record: CallRecord) -> None:
         self.waiting[record.id] = record
         self.idle.clear()
-        self.wakeup.set()
+        woken = self.woken
+        if woken is not None and not woken.done():
+            woken.set_result(None)
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            await self.wakeup.wait()
-            self.wakeup.clear()
             while self.waiting:
                 call_id = next(iter(self.waiting))
                 record = self.waiting.pop(call_id)
@@ -68,6 +69,8 @@ class RecordWriter:
                     self.waiting.setdefault(call_id, record)
                     await asyncio.sleep(self.retry_seconds)
             self.idle.set()
+            self.woken = loop.create_future()
+            await self.woken
 
     async def flush(self, within_seconds: float = 10.0) -> bool:
         try:
