@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from callkeeper.ari import events as ari
 from callkeeper.calls import inputs as ev
 
@@ -30,46 +33,87 @@ WANTED_EVENTS = (
 )
 
 
-def to_inputs(event: ari.AriEvent) -> tuple[ev.Input, ...]:
-    if isinstance(event, ari.UnknownEvent):
-        return ()
-    at = event.timestamp
-    match event:
-        case ari.StasisStart(channel=channel, args=args) if len(args) >= 2 and args[0] == INBOUND:
-            return (ev.CallArrived(channel.id, channel.caller.number, channel.caller.name, args[1], at),)
-        case ari.ChannelHangupRequest(channel=channel, soft=True, cause=int(flags)) if (
-            flags & SOFTHANGUP_SHUTDOWN
-        ):
-            return (ev.ChannelHungUp(channel.id, at, observed=False),)
-        case (
-            ari.ChannelHangupRequest(channel=channel, cause=cause)
-            | ari.ChannelDestroyed(channel=channel, cause=cause)
-        ):
-            return (ev.ChannelHungUp(channel.id, at, cause or 0),)
-        case ari.StasisEnd(channel=channel):
-            return (ev.ChannelHungUp(channel.id, at),)
-        case ari.Dial(peer=peer, dialstatus=status) if status:
-            return (ev.LegProgress(peer.id, status, at),)
-        case ari.ChannelStateChange(channel=channel) if channel.state == "Up":
-            return (ev.LegProgress(channel.id, "ANSWER", at),)
-        case ari.ChannelEnteredBridge(bridge=bridge, channel=channel):
-            return (ev.ChannelBridged(channel.id, bridge.id, at),)
-        case ari.ChannelDtmfReceived(channel=channel, digit=digit):
-            return (ev.DtmfReceived(channel.id, digit, at),)
-        case ari.PlaybackFinished(playback=playback):
-            return (ev.PlaybackDone(playback.id, at),)
-        case ari.ChannelUserevent(eventname=name, channel=channel, userevent=fields) if (
-            name == VOICEMAIL_EVENT and channel is not None
-        ):
-            return (
-                ev.VoicemailFinished(
-                    channel.id, str(fields.get("status", "")), _int(fields.get("seconds")), at
-                ),
-            )
-        case ari.EndpointStateChange(endpoint=endpoint):
-            key = f"{endpoint.technology}/{endpoint.resource}"
-            return (ev.EndpointStateChanged(key, endpoint.state == "online", at),)
+Inputs = tuple[ev.Input, ...]
+
+
+def to_inputs(event: ari.AriEvent) -> Inputs:
+    translate = _TRANSLATE.get(type(event))
+    return () if translate is None else translate(event)
+
+
+def _stasis_start(event: ari.StasisStart) -> Inputs:
+    args, channel = event.args, event.channel
+    if len(args) >= 2 and args[0] == INBOUND:
+        caller = channel.caller
+        return (ev.CallArrived(channel.id, caller.number, caller.name, args[1], event.timestamp),)
     return ()
+
+
+def _hangup_request(event: ari.ChannelHangupRequest) -> Inputs:
+    cause = event.cause
+    if event.soft and cause is not None and cause & SOFTHANGUP_SHUTDOWN:
+        return (ev.ChannelHungUp(event.channel.id, event.timestamp, observed=False),)
+    return (ev.ChannelHungUp(event.channel.id, event.timestamp, cause or 0),)
+
+
+def _destroyed(event: ari.ChannelDestroyed) -> Inputs:
+    return (ev.ChannelHungUp(event.channel.id, event.timestamp, event.cause or 0),)
+
+
+def _stasis_end(event: ari.StasisEnd) -> Inputs:
+    return (ev.ChannelHungUp(event.channel.id, event.timestamp),)
+
+
+def _dial(event: ari.Dial) -> Inputs:
+    status = event.dialstatus
+    return (ev.LegProgress(event.peer.id, status, event.timestamp),) if status else ()
+
+
+def _state_change(event: ari.ChannelStateChange) -> Inputs:
+    channel = event.channel
+    return (ev.LegProgress(channel.id, "ANSWER", event.timestamp),) if channel.state == "Up" else ()
+
+
+def _entered_bridge(event: ari.ChannelEnteredBridge) -> Inputs:
+    return (ev.ChannelBridged(event.channel.id, event.bridge.id, event.timestamp),)
+
+
+def _dtmf(event: ari.ChannelDtmfReceived) -> Inputs:
+    return (ev.DtmfReceived(event.channel.id, event.digit, event.timestamp),)
+
+
+def _playback_finished(event: ari.PlaybackFinished) -> Inputs:
+    return (ev.PlaybackDone(event.playback.id, event.timestamp),)
+
+
+def _userevent(event: ari.ChannelUserevent) -> Inputs:
+    channel, fields = event.channel, event.userevent
+    if event.eventname != VOICEMAIL_EVENT or channel is None:
+        return ()
+    status, seconds = str(fields.get("status", "")), _int(fields.get("seconds"))
+    return (ev.VoicemailFinished(channel.id, status, seconds, event.timestamp),)
+
+
+def _endpoint(event: ari.EndpointStateChange) -> Inputs:
+    endpoint = event.endpoint
+    key = f"{endpoint.technology}/{endpoint.resource}"
+    return (ev.EndpointStateChanged(key, endpoint.state == "online", event.timestamp),)
+
+
+# One lookup per event instead of a match over every event type; the other types give no input.
+_TRANSLATE: dict[type, Callable[[Any], Inputs]] = {
+    ari.StasisStart: _stasis_start,
+    ari.ChannelHangupRequest: _hangup_request,
+    ari.ChannelDestroyed: _destroyed,
+    ari.StasisEnd: _stasis_end,
+    ari.Dial: _dial,
+    ari.ChannelStateChange: _state_change,
+    ari.ChannelEnteredBridge: _entered_bridge,
+    ari.ChannelDtmfReceived: _dtmf,
+    ari.PlaybackFinished: _playback_finished,
+    ari.ChannelUserevent: _userevent,
+    ari.EndpointStateChange: _endpoint,
+}
 
 
 def _int(value: object) -> int:
