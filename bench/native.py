@@ -134,17 +134,16 @@ async def run_batch(
 
 
 def note_stages(batch: Batch, observer: Observer, inbound: str, created: float, ring: float) -> None:
-    """Where the time to ring goes, by Asterisk's clock: into Stasis, to the answer (callkeeper's
-    first ARI command), to the first user's channel, to its ringing."""
-    stasis, answered = observer.stasis.get(inbound), observer.up.get(inbound)
+    """Where the time to ring goes, by Asterisk's clock: into Stasis, to the first user's channel
+    (callkeeper's first ARI command: the caller is not answered while users ring), to its ringing."""
+    stasis = observer.stasis.get(inbound)
     legs = [observer.created[c] for c in observer.legs_of(inbound) if c in observer.created]
-    if stasis is None or answered is None or not legs:
+    if stasis is None or not legs:
         return
     first_leg = min(legs)
     for name, start, end in (
         ("created -> StasisStart", created, stasis),
-        ("StasisStart -> answered", stasis, answered),
-        ("answered -> first user channel created", answered, first_leg),
+        ("StasisStart -> first user channel created", stasis, first_leg),
         ("user channel created -> ringing", first_leg, ring),
     ):
         batch.stages_ms.setdefault(name, []).append((end - start) * 1e3)
