@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import sys
 import tempfile
 import time
@@ -26,6 +27,7 @@ from tests.integration.daemon import RunningDaemon, running_daemon
 from tests.integration.sandbox_calls import PlacedCall, place_call
 
 from bench.common import (
+    RESULTS,
     AsteriskSandbox,
     asterisk_sandbox,
     cpu_seconds,
@@ -279,6 +281,8 @@ async def run(
                         print(f"  saturated at {cps:g} cps: {reason}")
                         break
                 idle_after = await measure_idle(pid, asterisk.pid, min(3.0, idle_seconds))
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(daemon.workdir / "daemon.log", RESULTS / "live_load-daemon.log")
     return report(done, idle, idle_after, version=asterisk.version, seconds=seconds, stop=reason)
 
 

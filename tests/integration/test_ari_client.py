@@ -306,6 +306,12 @@ async def test_bridge_life_cycle(config: AsteriskConfig) -> None:
             await rest.destroy_bridge(bridge_id)
         with pytest.raises(AriNotFound):
             await rest.add_channel(bridge_id, leg)
+        # A gone channel: Asterisk says 400 "Channel not found", the client says it is gone.
+        other = unique("br")
+        await rest.create_bridge(other, "mixing")
+        with pytest.raises(AriNotFound, match="Channel not found"):
+            await rest.add_channel(other, unique("gone"))
+        await rest.destroy_bridge(other)
 
 
 async def test_originate_enters_the_app_once_answered(config: AsteriskConfig) -> None:

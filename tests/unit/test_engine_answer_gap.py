@@ -122,3 +122,19 @@ def test_audio_and_voicemail_answer_the_caller_first_and_once() -> None:
         answers = [i for i, a in enumerate(h.actions) if isinstance(a, act.Answer)]
         heard = [i for i, a in enumerate(h.actions) if isinstance(a, act.Play | act.DialLeg)]
         assert len(answers) == 1 and answers[0] < heard[0], route
+
+
+def test_a_bridge_that_fails_because_the_caller_left_is_no_failure() -> None:
+    h = harness()
+    h.arrive()
+    h.answer("alice", bridged=False)
+    h.feed(ev.ActionFailed("c1", "BridgeChannels", "", True, "Channel not found", h.now))
+    assert "c1" in h.engine.calls
+    h.hangup("c1")
+    assert h.verdict() == ("missed", "ring_group_caller_hangup")
+
+    h = harness()
+    h.arrive()
+    h.answer("alice", bridged=False)
+    h.feed(ev.ActionFailed("c1", "BridgeChannels", "", False, "Internal Server Error", h.now))
+    assert h.verdict() == ("missed", "failure")

@@ -13,7 +13,13 @@ from urllib.parse import quote
 
 import aiohttp
 
-from callkeeper.ari.errors import TRANSPORT_ERRORS, error_from_exception, error_from_response
+from callkeeper.ari.errors import (
+    TRANSPORT_ERRORS,
+    AriError,
+    AriNotFound,
+    error_from_exception,
+    error_from_response,
+)
 from callkeeper.ari.events import (
     AsteriskInfo,
     Bridge,
@@ -302,10 +308,16 @@ class AriRestClient:
         await self._request("DELETE", f"/bridges/{_segment(bridge_id)}")
 
     async def add_channel(self, bridge_id: str, channel_id: str, role: str | None = None) -> None:
-        """A gone channel answers 400 "Channel not found" here (not 404); a gone bridge 404."""
+        """Asterisk answers a gone channel with 400 "Channel not found" here; raised as the
+        AriNotFound it is, like a gone bridge's 404."""
         params = {"channel": channel_id, "role": role}
         path = f"/bridges/{_segment(bridge_id)}/addChannel"
-        await self._request("POST", path, params, waits_for_channel=True)
+        try:
+            await self._request("POST", path, params, waits_for_channel=True)
+        except AriError as error:
+            if error.status == 400 and "not found" in error.message.lower():
+                raise AriNotFound(error.status, error.method, error.path, error.message) from error
+            raise
 
     async def remove_channel(self, bridge_id: str, channel_id: str) -> None:
         params = {"channel": channel_id}

@@ -913,6 +913,8 @@ class Engine:
             if event.name == "voicemail_result":
                 return self._finish(call, event.at)
         if isinstance(event, ev.ActionFailed) and event.action in ("Answer", "BridgeChannels", "StartMoh"):
+            if event.gone:  # a channel of the call hung up meanwhile: its hangup, on its way, decides
+                return []
             return self.fail_call(call.id, event.at, f"{event.action} failed: {event.message}")
         stage = call.stage
         match stage:
