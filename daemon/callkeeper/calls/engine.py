@@ -526,7 +526,7 @@ class Engine:
                 },
                 other_id=other_id,
                 watch_other=True,
-            )
+            ),
         ]
 
     # ------------------------------------------------------------ IVR
