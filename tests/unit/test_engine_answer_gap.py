@@ -84,9 +84,12 @@ def test_ring_time_ends_without_word_from_asterisk_after_a_while() -> None:
     h.now += timedelta(seconds=20)
     token = h.timers.pop(("c1", "ring"))[1]
     h.feed(ev.TimerFired("c1", "ring", token, h.now))
-    h.advance(11)
+    h.advance(59)
+    assert not h.dialed_legs()[-1].endpoint.startswith("Local/carol")
+    h.advance(2)
 
     assert h.dialed_legs()[-1].endpoint.startswith("Local/carol")
+    assert any(isinstance(a, act.Log) and a.event == "ringing_legs_not_gone" for a in h.actions)
 
 
 def test_a_hangup_stamped_before_a_timer_decision_counts_as_where_the_caller_was() -> None:

@@ -51,8 +51,9 @@ QUEUE_RETRY_SECONDS = 3.0
 VOICEMAIL_RESULT_WAIT_SECONDS = 3.0
 # After the ring time the legs still ringing are hung up and the attempt ends when Asterisk says they
 # are gone, so that a caller who hung up first (by Asterisk's clock) is seen to have done so. This
-# long at most if Asterisk never says so.
-LEGS_GONE_WAIT_SECONDS = 10.0
+# long at most if Asterisk never says so: their dials' own timeouts end them anyway, so only a
+# wedged Asterisk gets here (an overloaded one took up to 30 s, bench/README.md).
+LEGS_GONE_WAIT_SECONDS = 60.0
 MAX_MISSED_CALL_HANDLINGS = 3
 BRIDGE_PREFIX = "callkeeper-"
 PLAYBACK = "playback"  # in the `extra` of a record in progress: what the caller hears
@@ -617,7 +618,12 @@ class Engine:
                 call.stage = replace(ringing, ending=True)
                 out: Actions = [act.Hangup(call.id, leg.id) for leg in call.legs.values()]
                 return [*out, self._timer(call, "legs_gone", LEGS_GONE_WAIT_SECONDS)]
-            case ev.TimerFired(name="ring" | "legs_gone", at=at):
+            case ev.TimerFired(name="legs_gone", at=at):
+                log = act.Log(
+                    call.id, call.line.name, "ringing_legs_not_gone", "warning", {"legs": len(call.legs)}
+                )
+                return [log, *self._attempt_over(call, ringing, at)]
+            case ev.TimerFired(name="ring", at=at):
                 return self._attempt_over(call, ringing, at)
         return []
 
