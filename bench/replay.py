@@ -56,7 +56,13 @@ class InstantAri(AriRestClient):
         self.entering = entering
 
     async def _request(
-        self, method: str, path: str, params: Params | None = None, body: Mapping[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        params: Params | None = None,
+        body: Mapping[str, Any] | None = None,
+        *,
+        waits_for_channel: bool = False,
     ) -> Any:
         query = {} if params is None else {k: str(v) for k, v in params.items() if v is not None}
         self.requests[method] += 1
