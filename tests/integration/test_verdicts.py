@@ -4,6 +4,7 @@ GET /api/v1/calls. Callers and users are Local channels running the test dialpla
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -150,6 +151,9 @@ async def test_answered_record_has_the_journey(daemon: RunningDaemon) -> None:
     started = datetime.fromisoformat(str(record["started_at"]))
     ended = datetime.fromisoformat(str(record["ended_at"]))
     assert 4 <= (ended - started).total_seconds() <= 10
+    # Its requests went over the event socket: the daemon's event filter lets the answers through.
+    lane = [json.loads(line) for line in daemon.log.splitlines() if '"ari_websocket_requests"' in line]
+    assert lane and all(entry["enabled"] for entry in lane), lane
 
 
 async def test_short_abandon_is_flagged(daemon: RunningDaemon) -> None:

@@ -36,7 +36,7 @@ from callkeeper.ari.events import (
     parse_event,
 )
 from callkeeper.ari.rest import AriRestClient, basic_auth_header
-from callkeeper.ari.wsrest import EventSocketRequests
+from callkeeper.ari.wsrest import RESPONSE_TYPE, EventSocketRequests
 from callkeeper.config.model import AsteriskConfig
 
 log = structlog.get_logger(__name__)
@@ -246,7 +246,7 @@ class AriConnection:
         async for message in websocket:
             try:
                 data = json.loads(message)
-                if type(data) is dict and data.get("type") == "RESTResponse":
+                if type(data) is dict and data.get("type") == RESPONSE_TYPE:
                     self._requests.on_response(data)
                     continue
                 event = parse_event(data)

@@ -32,6 +32,7 @@ log = structlog.get_logger(__name__)
 # Normal answers take a millisecond or so; a socket this late is stuck behind a slow request.
 STALL_SECONDS: Final = 0.25
 PROBE_URI: Final = "asterisk/ping"
+RESPONSE_TYPE: Final = "RESTResponse"  # an app's event filter must let these through
 
 Query = Mapping[str, str]
 Send = Callable[[str], Awaitable[None]]

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from callkeeper.ari import events as ari
+from callkeeper.ari.wsrest import RESPONSE_TYPE
 from callkeeper.calls import inputs as ev
 
 INBOUND = "inbound"
@@ -30,6 +31,7 @@ WANTED_EVENTS = (
     ari.ChannelUserevent.type,
     ari.EndpointStateChange.type,
     ari.ApplicationReplaced.type,
+    RESPONSE_TYPE,  # the answers to REST requests sent over the event socket
 )
 
 
