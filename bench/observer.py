@@ -34,7 +34,7 @@ class Observer:
         self.destroyed: dict[str, float] = {}
         self.dialled_by: dict[str, str] = {}
         self.hangup_seq: dict[str, int] = {}
-        self.playback_seqs: defaultdict[str, list[int]] = defaultdict(list)
+        self.hangup_at: dict[str, float] = {}
         self.bridged: defaultdict[str, dict[str, int]] = defaultdict(dict)
         self.playbacks_done: defaultdict[str, list[float]] = defaultdict(list)
         self._session: aiohttp.ClientSession | None = None
@@ -98,13 +98,13 @@ class Observer:
             target = event["playback"]["target_uri"]
             if target.startswith("channel:"):
                 self.playbacks_done[target.removeprefix("channel:")].append(at)
-                self.playback_seqs[target.removeprefix("channel:")].append(self.events)
         elif kind == "ChannelEnteredBridge":
             self.bridged[event["bridge"]["id"]].setdefault(channel_id, self.events)
         elif kind == "ChannelDestroyed":
             self.destroyed[channel_id] = at
         if kind in ("ChannelHangupRequest", "ChannelDestroyed"):
             self.hangup_seq.setdefault(channel_id, self.events)
+            self.hangup_at.setdefault(channel_id, at)
 
     # ------------------------------------------------------------ per call
 
@@ -132,8 +132,10 @@ class Observer:
         return bool(legs) and all(self.hangup_seq.get(c, left) < left for c in legs)
 
     def hung_up_before_playback_end(self, inbound: str) -> bool:
-        ended = self.playback_seqs.get(inbound)
-        return not ended or self.hangup_seq.get(inbound, 0) < ended[0]
+        """By Asterisk's clock, as the daemon decides: under saturation two apps' streams can
+        order a playback's end and a hangup differently."""
+        ended = self.playbacks_done.get(inbound)
+        return not ended or self.hangup_at.get(inbound, ended[0]) < ended[0]
 
     def voicemail_dialled(self, inbound: str) -> bool:
         return any(c.startswith(f"{inbound}-vm-") for c in self.created)
