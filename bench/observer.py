@@ -37,6 +37,7 @@ class Observer:
         self.hangup_at: dict[str, float] = {}
         self.bridged: defaultdict[str, dict[str, int]] = defaultdict(dict)
         self.playbacks_done: defaultdict[str, list[float]] = defaultdict(list)
+        self.playback_seqs: defaultdict[str, list[int]] = defaultdict(list)
         self._session: aiohttp.ClientSession | None = None
         self._reader: asyncio.Task[None] | None = None
         self._websocket: aiohttp.ClientWebSocketResponse | None = None
@@ -98,6 +99,7 @@ class Observer:
             target = event["playback"]["target_uri"]
             if target.startswith("channel:"):
                 self.playbacks_done[target.removeprefix("channel:")].append(at)
+                self.playback_seqs[target.removeprefix("channel:")].append(self.events)
         elif kind == "ChannelEnteredBridge":
             self.bridged[event["bridge"]["id"]].setdefault(channel_id, self.events)
         elif kind == "ChannelDestroyed":
@@ -132,10 +134,14 @@ class Observer:
         return bool(legs) and all(self.hangup_seq.get(c, left) < left for c in legs)
 
     def hung_up_before_playback_end(self, inbound: str) -> bool:
-        """By Asterisk's clock, as the daemon decides: under saturation two apps' streams can
-        order a playback's end and a hangup differently."""
-        ended = self.playbacks_done.get(inbound)
-        return not ended or self.hangup_at.get(inbound, ended[0]) < ended[0]
+        """By Asterisk's clock, as the daemon decides (under saturation two apps' streams can
+        order a playback's end and a hangup differently); within one millisecond, as a playback
+        that the hangup stopped ends, by the order of this stream."""
+        ended, ended_seq = self.playbacks_done.get(inbound), self.playback_seqs.get(inbound)
+        if not ended or not ended_seq or inbound not in self.hangup_at:
+            return not ended
+        left, left_seq = self.hangup_at[inbound], self.hangup_seq[inbound]
+        return left < ended[0] or (left == ended[0] and left_seq < ended_seq[0])
 
     def voicemail_dialled(self, inbound: str) -> bool:
         return any(c.startswith(f"{inbound}-vm-") for c in self.created)

@@ -38,7 +38,7 @@ async def test_live_load_step(sandbox: Sandbox) -> None:
     result = await live_load.run([2], seconds=1.5, idle_seconds=0.5, mix=quick)
     (step,) = result["steps"]
     assert step["calls"] == 3
-    assert step["wrong_verdicts"] == 0 and step["missing_verdicts"] == 0, step
+    assert step["wrong_verdicts"] == 0 and step["missing_verdicts"] == 0, step["problem_examples"]
     assert step["stasis_to_first_command_ms"]["n"] == 3
     assert step["asterisk_cpu_ms_per_call"] > 0
 
