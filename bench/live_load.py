@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,21 @@ async def measure_idle(daemon_pid: int, asterisk_pid: int, seconds: float) -> Id
     )
 
 
+def _timeline(observer: Observer, call: PlacedCall, record: dict[str, Any]) -> str:
+    """The daemon's steps and Asterisk's welcome end and hangup, in s after StasisStart."""
+    start = observer.stasis.get(call.inbound, 0.0)
+    steps = " ".join(
+        f"{s['stage']}@{datetime.fromisoformat(s['at']).timestamp() - start:.3f}" for s in record["steps"]
+    )
+    ended = observer.playbacks_done.get(call.inbound, [])
+    left = observer.hangup_at.get(call.inbound)
+    return (
+        f"daemon: {steps}; observer: welcome ended "
+        f"{f'{ended[0] - start:.3f}' if ended else 'never'} (#{observer.playback_seqs.get(call.inbound)}), "
+        f"hung up {f'{left - start:.3f}' if left else 'never'} (#{observer.hangup_seq.get(call.inbound)})"
+    )
+
+
 def expected(observer: Observer, call: PlacedCall) -> tuple[str, str]:
     """The verdict that Asterisk's view of the call implies (events in Asterisk's order)."""
     if observer.hung_up_before_playback_end(call.inbound):
@@ -234,7 +250,7 @@ async def run_step(
             up = any(leg in observer.up for leg in observer.legs_of(call.inbound))
             step.wrong.append(
                 f"{call.inbound} {scenario.name}: {got} expected {want} "
-                f"(a user's channel answered: {'yes' if up else 'no'})"
+                f"(a user's channel answered: {'yes' if up else 'no'}; {_timeline(observer, call, record)})"
             )
         if want[0] != scenario.outcome.split("|")[0] and "|" not in scenario.outcome:
             step.off_script += 1
