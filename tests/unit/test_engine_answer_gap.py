@@ -141,3 +141,13 @@ def test_a_bridge_that_fails_because_the_caller_left_is_no_failure() -> None:
     h.answer("alice", bridged=False)
     h.feed(ev.ActionFailed("c1", "BridgeChannels", "", False, "Internal Server Error", h.now))
     assert h.verdict() == ("missed", "failure")
+
+
+def test_a_welcome_that_failed_to_start_is_stopped_before_the_users_ring() -> None:
+    h = harness(welcome="sound:hello-world")
+    h.arrive()
+    playing = next(a for a in h.actions if isinstance(a, act.Play))
+    out = h.feed(ev.ActionFailed("c1", "Play", "c1", False, "timed out", h.now))
+
+    assert out[0] == act.StopPlayback("c1", playing.playback_id)
+    assert any(isinstance(a, act.DialLeg) for a in out)

@@ -922,21 +922,27 @@ class Engine:
             if event.gone:  # a channel of the call hung up meanwhile: its hangup, on its way, decides
                 return []
             return self.fail_call(call.id, event.at, f"{event.action} failed: {event.message}")
+        out: Actions = []
+        playing = _playback_of(call.stage)
+        if isinstance(event, ev.ActionFailed) and event.action == "Play" and playing:
+            # A play that timed out on a busy Asterisk may still start later: not over what comes next.
+            out.append(act.StopPlayback(call.id, playing))
+            self.playbacks.pop(playing, None)
         stage = call.stage
         match stage:
             case Welcome() if isinstance(event, ev.PlaybackDone | ev.ActionFailed):
-                return self._enter(call, call.line.route, event.at)
+                return out + self._enter(call, call.line.route, event.at)
             case Menu():
-                return self._menu_event(call, stage, event)
+                return out + self._menu_event(call, stage, event)
             case Ringing():
-                return self._ringing_event(call, stage, event)
+                return out + self._ringing_event(call, stage, event)
             case Queued():
-                return self._queue_event(call, stage, event)
+                return out + self._queue_event(call, stage, event)
             case PressOne():
-                return self._press_one_event(call, stage, event)
+                return out + self._press_one_event(call, stage, event)
             case DialingUser():
-                return self._dialing_user_event(call, stage, event)
-        return []
+                return out + self._dialing_user_event(call, stage, event)
+        return out
 
     def _is_caller_gone(self, call: Call, event: ev.ChannelHungUp | ev.ActionFailed) -> bool:
         if isinstance(event, ev.ChannelHungUp):
