@@ -64,17 +64,6 @@ class FakeAri:
         return web.Response(status=status, text=payload, content_type=content_type)
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[tuple[FakeAri, test_utils.TestServer]]:
-    ari = FakeAri()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", ari.handle)
-    server = test_utils.TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    yield ari, server
-    await server.close()
-
-
 def config_for(port: int, request_timeout: float = 2.0) -> AsteriskConfig:
     return AsteriskConfig(
         url=f"http://127.0.0.1:{port}/",
@@ -87,23 +76,23 @@ def config_for(port: int, request_timeout: float = 2.0) -> AsteriskConfig:
 
 
 @pytest.fixture
-async def rest(fake: tuple[FakeAri, test_utils.TestServer]) -> AsyncIterator[AriRestClient]:
-    async with AriRestClient(config_for(fake[1].port or 0)) as client:
+async def rest(fake_ari: tuple[FakeAri, test_utils.TestServer]) -> AsyncIterator[AriRestClient]:
+    async with AriRestClient(config_for(fake_ari[1].port or 0)) as client:
         yield client
 
 
-def last(fake: tuple[FakeAri, test_utils.TestServer]) -> Seen:
-    return fake[0].seen[-1]
+def last(fake_ari: tuple[FakeAri, test_utils.TestServer]) -> Seen:
+    return fake_ari[0].seen[-1]
 
 
 async def test_credentials_only_in_the_basic_auth_header(
-    fake: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
+    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
 ) -> None:
-    fake[0].reply = (200, [CHANNEL], "application/json")
+    fake_ari[0].reply = (200, [CHANNEL], "application/json")
 
     channels = await rest.list_channels()
 
-    seen = last(fake)
+    seen = last(fake_ari)
     assert [c.id for c in channels] == ["c1"]
     assert seen.authorization == "Basic " + base64.b64encode(f"callkeeper:{PASSWORD}".encode()).decode()
     assert seen.raw_path == "/ari/channels"
@@ -113,9 +102,9 @@ async def test_credentials_only_in_the_basic_auth_header(
 
 
 async def test_query_parameters_and_json_body(
-    fake: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
+    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
 ) -> None:
-    fake[0].reply = (200, CHANNEL, "application/json")
+    fake_ari[0].reply = (200, CHANNEL, "application/json")
 
     channel = await rest.create_channel(
         "Local/5@sim-answer",
@@ -126,7 +115,7 @@ async def test_query_parameters_and_json_body(
         variables={"CALLERID(num)": "100"},
     )
 
-    seen = last(fake)
+    seen = last(fake_ari)
     assert channel.id == "c1"
     assert (seen.method, seen.raw_path) == ("POST", "/ari/channels/create")
     assert seen.query == {
@@ -140,11 +129,11 @@ async def test_query_parameters_and_json_body(
 
 
 async def test_ids_are_quoted_as_one_path_segment(
-    fake: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
+    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
 ) -> None:
     await rest.hangup("odd/id ?#", "busy")
 
-    seen = last(fake)
+    seen = last(fake_ari)
     assert (seen.method, seen.raw_path, seen.query) == (
         "DELETE",
         "/ari/channels/odd%2Fid%20%3F%23",
@@ -153,24 +142,24 @@ async def test_ids_are_quoted_as_one_path_segment(
 
 
 async def test_several_media_are_comma_separated(
-    fake: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
+    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
 ) -> None:
     playback = {"id": "pb", "media_uri": "sound:a", "target_uri": "channel:c1", "state": "queued"}
-    fake[0].reply = (201, playback, "application/json")
+    fake_ari[0].reply = (201, playback, "application/json")
 
     result = await rest.play("c1", ["sound:a", "sound:b"], "pb")
 
     assert result.state == "queued"
-    assert last(fake).query == {"media": "sound:a,sound:b", "playbackId": "pb"}
+    assert last(fake_ari).query == {"media": "sound:a,sound:b", "playbackId": "pb"}
 
 
 async def test_unset_optionals_are_left_out(
-    fake: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
+    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
 ) -> None:
     await rest.dial("c1")
     await rest.dial("c1", caller="c0", timeout=20)
 
-    first, second = fake[0].seen
+    first, second = fake_ari[0].seen
     assert first.query == {}
     assert second.query == {"caller": "c0", "timeout": "20"}
 
@@ -183,13 +172,13 @@ async def test_originate_needs_app_or_dialplan(rest: AriRestClient) -> None:
 
 
 async def test_send_message_is_a_put_with_variables_in_the_body(
-    fake: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
+    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
 ) -> None:
-    fake[0].reply = (202, None, "application/json")
+    fake_ari[0].reply = (202, None, "application/json")
 
     await rest.send_message("pjsip:alice", "sip:callkeeper@pbx", "Missed call", {"X-Call": "1"})
 
-    seen = last(fake)
+    seen = last(fake_ari)
     assert (seen.method, seen.raw_path) == ("PUT", "/ari/endpoints/sendMessage")
     assert seen.query == {"to": "pjsip:alice", "from": "sip:callkeeper@pbx", "body": "Missed call"}
     assert seen.body == {"variables": {"X-Call": "1"}}
@@ -211,13 +200,13 @@ async def test_send_message_is_a_put_with_variables_in_the_body(
     ],
 )
 async def test_failures_raise_typed_errors(
-    fake: tuple[FakeAri, test_utils.TestServer],
+    fake_ari: tuple[FakeAri, test_utils.TestServer],
     rest: AriRestClient,
     reply: tuple[int, Any, str],
     expected: type[AriError],
     message: str,
 ) -> None:
-    fake[0].reply = reply
+    fake_ari[0].reply = reply
 
     with pytest.raises(AriError) as caught:
         await rest.hangup("c1")
@@ -237,33 +226,33 @@ async def test_refused_connection_is_unavailable(unused_tcp_port: int) -> None:
     assert caught.value.path == "/asterisk/info"
 
 
-async def test_slow_answer_times_out_as_unavailable(fake: tuple[FakeAri, test_utils.TestServer]) -> None:
-    fake[0].delay = 1.0
-    async with AriRestClient(config_for(fake[1].port or 0, request_timeout=0.2)) as rest:
+async def test_slow_answer_times_out_as_unavailable(fake_ari: tuple[FakeAri, test_utils.TestServer]) -> None:
+    fake_ari[0].delay = 1.0
+    async with AriRestClient(config_for(fake_ari[1].port or 0, request_timeout=0.2)) as rest:
         with pytest.raises(AriUnavailable, match="timed out"):
             await rest.answer("c1")
 
 
-async def test_a_shared_session_is_left_open(fake: tuple[FakeAri, test_utils.TestServer]) -> None:
+async def test_a_shared_session_is_left_open(fake_ari: tuple[FakeAri, test_utils.TestServer]) -> None:
     async with aiohttp.ClientSession() as session:
-        rest = AriRestClient(config_for(fake[1].port or 0), session)
+        rest = AriRestClient(config_for(fake_ari[1].port or 0), session)
         await rest.ring("c1")
         await rest.close()
 
         assert not session.closed
-        assert last(fake).raw_path == "/ari/channels/c1/ring"
+        assert last(fake_ari).raw_path == "/ari/channels/c1/ring"
 
 
 async def test_record_channel_parameters(
-    fake: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
+    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
 ) -> None:
     recording = {"name": "vm-1", "format": "wav", "state": "queued", "target_uri": "channel:c1"}
-    fake[0].reply = (201, recording, "application/json")
+    fake_ari[0].reply = (201, recording, "application/json")
 
     result = await rest.record("channel", "c1", "vm-1", max_duration_seconds=120, beep=True)
     await rest.stop_recording("vm-1")
 
-    first, second = fake[0].seen
+    first, second = fake_ari[0].seen
     assert result.state == "queued"
     assert first.raw_path == "/ari/channels/c1/record"
     assert first.query == {

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import test_utils, web
+from aiohttp import test_utils
 from websockets.exceptions import ConnectionClosedError
 
 from callkeeper.ari.errors import (
@@ -273,26 +272,15 @@ async def test_a_cancelled_caller_leaves_no_waiting_future() -> None:
 # ---------------------------------------------------------------- which requests AriRestClient sends where
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[tuple[FakeAri, test_utils.TestServer]]:
-    ari = FakeAri()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", ari.handle)
-    server = test_utils.TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    yield ari, server
-    await server.close()
-
-
 async def answer_next(requests: EventSocketRequests, socket: FakeSocket, count: int, body: Any) -> None:
     frame = await socket.next_frame(count)
     requests.on_response(response(frame["request_id"], 200 if body is not None else 204, body))
 
 
 async def test_rest_client_uses_the_socket_except_for_requests_that_wait_for_a_channel(
-    http: tuple[FakeAri, test_utils.TestServer],
+    fake_ari: tuple[FakeAri, test_utils.TestServer],
 ) -> None:
-    fake, server = http
+    fake, server = fake_ari
     requests, socket = await attached()
     async with AriRestClient(config_for(server.port or 0)) as rest:
         rest.use_event_socket(requests)
