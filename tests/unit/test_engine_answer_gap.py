@@ -147,7 +147,31 @@ def test_a_welcome_that_failed_to_start_is_stopped_before_the_users_ring() -> No
     h = harness(welcome="sound:hello-world")
     h.arrive()
     playing = next(a for a in h.actions if isinstance(a, act.Play))
-    out = h.feed(ev.ActionFailed("c1", "Play", "c1", False, "timed out", h.now))
+    out = h.feed(ev.ActionFailed("c1", "Play", "c1", False, "Internal Server Error", h.now))
 
     assert out[0] == act.StopPlayback("c1", playing.playback_id)
     assert any(isinstance(a, act.DialLeg) for a in out)
+
+
+def test_a_welcome_asterisk_did_not_answer_for_counts_once_it_is_heard() -> None:
+    h = harness(welcome="sound:hello-world")
+    h.arrive()
+    playing = next(a for a in h.actions if isinstance(a, act.Play))
+    h.feed(ev.ActionFailed("c1", "Play", "c1", False, "timed out", h.now, unanswered=True))
+    h.advance(12)
+    assert not h.dialed_legs()
+    h.hangup("c1")  # while Asterisk, late, plays the welcome
+    assert h.verdict() == ("abandoned", "welcome_hangup")
+
+    h = harness(welcome="sound:hello-world")
+    h.arrive()
+    h.feed(ev.ActionFailed("c1", "Play", "c1", False, "timed out", h.now, unanswered=True))
+    h.advance(5)
+    h.feed(ev.PlaybackDone(playing.playback_id, h.now))
+    assert h.dialed_legs() and ("c1", "playback_lost") not in h.timers
+
+    h = harness(welcome="sound:hello-world")
+    h.arrive()
+    h.feed(ev.ActionFailed("c1", "Play", "c1", False, "timed out", h.now, unanswered=True))
+    h.advance(21)  # never played: on without it
+    assert act.StopPlayback("c1", playing.playback_id) in h.actions and h.dialed_legs()

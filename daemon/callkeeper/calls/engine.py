@@ -54,6 +54,7 @@ VOICEMAIL_RESULT_WAIT_SECONDS = 3.0
 # long at most if Asterisk never says so: their dials' own timeouts end them anyway, so only a
 # wedged Asterisk gets here (an overloaded one took up to 30 s, bench/README.md).
 LEGS_GONE_WAIT_SECONDS = 60.0
+PLAYBACK_LOST_SECONDS = 20.0
 MAX_MISSED_CALL_HANDLINGS = 3
 BRIDGE_PREFIX = "callkeeper-"
 PLAYBACK = "playback"  # in the `extra` of a record in progress: what the caller hears
@@ -918,6 +919,8 @@ class Engine:
             del call.timers[event.name]
             if event.name == "voicemail_result":
                 return self._finish(call, event.at)
+            if event.name == "playback_lost":
+                event = ev.ActionFailed(call.id, "Play", call.channel_id, False, "never played", event.at)
         if isinstance(event, ev.ActionFailed) and event.action in ("Answer", "BridgeChannels", "StartMoh"):
             if event.gone:  # a channel of the call hung up meanwhile: its hangup, on its way, decides
                 return []
@@ -925,9 +928,15 @@ class Engine:
         out: Actions = []
         playing = _playback_of(call.stage)
         if isinstance(event, ev.ActionFailed) and event.action == "Play" and playing:
-            # A play that timed out on a busy Asterisk may still start later: not over what comes next.
+            if event.unanswered:
+                # A busy Asterisk may still play it, seconds late: what the caller hears is what
+                # counts, so its end (or this long without it) says when the call goes on.
+                return [self._timer(call, "playback_lost", PLAYBACK_LOST_SECONDS)]
+            # Not over what comes next, should it start after all.
             out.append(act.StopPlayback(call.id, playing))
             self.playbacks.pop(playing, None)
+        elif isinstance(event, ev.PlaybackDone) and "playback_lost" in call.timers:
+            out.append(self._cancel(call, "playback_lost"))
         stage = call.stage
         match stage:
             case Welcome() if isinstance(event, ev.PlaybackDone | ev.ActionFailed):

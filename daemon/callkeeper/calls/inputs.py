@@ -83,7 +83,8 @@ class TimerFired:
 
 @dataclass(frozen=True, slots=True)
 class ActionFailed:
-    """An ARI request of this call failed (`gone` when Asterisk answered 404: the channel is gone)."""
+    """An ARI request of this call failed (`gone` when Asterisk answered 404: the channel is gone;
+    `unanswered` when no answer came, timed out or cut off: Asterisk may still carry it out)."""
 
     call_id: str
     action: str
@@ -91,6 +92,7 @@ class ActionFailed:
     gone: bool
     message: str
     at: datetime
+    unanswered: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from datetime import datetime
 
 import structlog
 
-from callkeeper.ari.errors import AriConflict, AriError, AriNotFound
+from callkeeper.ari.errors import AriConflict, AriError, AriNotFound, AriUnavailable
 from callkeeper.ari.events import AriEvent, Channel, StasisStart, UnknownEvent
 from callkeeper.ari.rest import AriRestClient
 from callkeeper.calls import actions as act
@@ -192,6 +192,7 @@ class CallService:
                     isinstance(error, AriNotFound),
                     str(error),
                     self.clock(),
+                    isinstance(error, AriUnavailable),
                 )
             )
 
