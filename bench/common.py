@@ -134,14 +134,15 @@ class AsteriskSandbox:
         return Sandbox.from_env(self.env)
 
 
-def _script(*args: str) -> subprocess.CompletedProcess[str]:
+def run_script(script: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """One of the repo's sandbox scripts (`scripts/asterisk-sandbox`, `scripts/postgres-sandbox`)."""
     return subprocess.run(
-        [str(SANDBOX_SCRIPT), *args],
+        [str(script), *args],
         check=False,
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
-        timeout=900,
+        timeout=timeout,
     )
 
 
@@ -153,15 +154,15 @@ def _env_lines(text: str) -> dict[str, str]:
 def asterisk_sandbox() -> Iterator[AsteriskSandbox]:
     """The sandbox Asterisk with the test dialplan on $ARI_PORT (default 8088): reused if it runs
     (and left running), else started and stopped at the end."""
-    running = _script("env")
+    running = run_script(SANDBOX_SCRIPT, "env")
     env = _env_lines(running.stdout)
     if running.returncode == 0 and env.get("SANDBOX_WITH_TESTS") == "1":
         yield AsteriskSandbox(env)
         return
-    started = _script("up", "--with-tests")
+    started = run_script(SANDBOX_SCRIPT, "up", "--with-tests")
     if started.returncode != 0:
         raise SystemExit(f"scripts/asterisk-sandbox up failed:\n{started.stderr}")
     try:
         yield AsteriskSandbox(_env_lines(started.stdout))
     finally:
-        _script("down")
+        run_script(SANDBOX_SCRIPT, "down")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +27,14 @@ from typing import Any
 import asyncpg
 from tests.store.conftest import with_search_path
 
-from bench.common import REPO, percentile, print_table, production_logs_to_devnull, write_results
+from bench.common import (
+    REPO,
+    percentile,
+    print_table,
+    production_logs_to_devnull,
+    run_script,
+    write_results,
+)
 from bench.journal import Journal
 from bench.replay import DEFAULT_JOURNAL, Pass, prepared, replay_config, run_pass
 from callkeeper.records import CallRecord
@@ -59,22 +65,11 @@ class SlowSink:
         await self.store.save_call(record)
 
 
-def _pg(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(PG_SCRIPT), *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=600,
-    )
-
-
 @contextlib.asynccontextmanager
 async def postgres_url() -> AsyncIterator[str]:
-    running = _pg("env")
+    running = run_script(PG_SCRIPT, "env", timeout=600)
     started = running.returncode != 0
-    done = _pg("up") if started else running
+    done = run_script(PG_SCRIPT, "up", timeout=600) if started else running
     if done.returncode != 0:
         raise SystemExit(f"scripts/postgres-sandbox up failed:\n{done.stderr}")
     dsn = next(line.partition("=")[2] for line in done.stdout.splitlines() if "=" in line)
@@ -89,7 +84,7 @@ async def postgres_url() -> AsyncIterator[str]:
         await connection.execute(f"DROP SCHEMA {schema} CASCADE")
         await connection.close()
         if started:
-            _pg("down")
+            run_script(PG_SCRIPT, "down", timeout=600)
 
 
 def many(records: list[CallRecord], count: int) -> list[CallRecord]:
