@@ -97,6 +97,11 @@ async def test_busy_contact_is_abandoned_and_texted(daemon: RunningDaemon, sms: 
 
 async def test_requests_the_dialer_refuses(daemon: RunningDaemon) -> None:
     assert (await dial(daemon, "+442079460000", user="alice"))[0] == 422  # another country: toll fraud guard
+    status, refused = await dial(daemon, "+19005550123", user="alice")
+    assert (status, refused["error"]) == (
+        422,
+        "+19005550123 is a premium-rate number: callkeeper never dials those (toll fraud)",
+    )
     assert (await dial(daemon, "+14155550100", user="nobody"))[0] == 404
     status, _ = await daemon.api("PUT", "/api/v1/users/alice/presence", json={"presence": "away"})
     assert status == 200

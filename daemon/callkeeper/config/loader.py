@@ -56,6 +56,7 @@ from callkeeper.config.model import (
     User,
     Webhook,
 )
+from callkeeper.tollfraud import dial_out_refusal
 
 __all__ = ["ConfigError", "ConfigProblem", "check_config", "load_config", "load_config_text"]
 
@@ -941,8 +942,9 @@ class _Loader:
                     )
 
     def check_dial_out(self, number: str, path: str) -> None:
-        if not _valid_e164(number):
-            self.problem(path, f"{number} is not a valid E.164 number")
+        refusal = dial_out_refusal(number)
+        if refusal is not None:
+            self.problem(path, refusal)
         self.dial_outs.append((path, number))
 
     def check_numbers(self, lines: Section) -> None:

@@ -23,6 +23,7 @@ from callkeeper.followups.service import FollowupService
 from callkeeper.records import CallRecord, now_utc
 from callkeeper.service.calls import CallService
 from callkeeper.store.base import OptOut, Store
+from callkeeper.tollfraud import dial_out_refusal
 
 log = structlog.get_logger(__name__)
 
@@ -30,18 +31,20 @@ AWAY_KEY = "presence.away"
 OVERRIDE_KEY = "line.override."
 
 
-def dialable(number: str, line: Line) -> bool:
-    """Toll-fraud guard: the dialer calls only valid numbers of the line's own country (or the countries
-    its follow-up texts may go to)."""
-    try:
-        parsed = phonenumbers.parse(number)
-    except phonenumbers.NumberParseException:
-        return False
+def dialer_refusal(number: str, line: Line) -> str | None:
+    """Toll-fraud guard: why the dialer must not call `number`. It calls only numbers the toll-fraud
+    rules allow, of the line's own country (or the countries its follow-up texts may go to)."""
+    refusal = dial_out_refusal(number)
+    if refusal is not None:
+        return refusal
+    parsed = phonenumbers.parse(number)
     allowed = set(line.followup_text.allowed_countries) if line.followup_text else set()
     for own in line.numbers:
         if own.startswith("+"):
             allowed.add(phonenumbers.region_code_for_number(phonenumbers.parse(own)) or "")
-    return phonenumbers.is_valid_number(parsed) and phonenumbers.region_code_for_number(parsed) in allowed
+    if phonenumbers.region_code_for_number(parsed) not in allowed:
+        return f"{number} is not a number in this line's country"
+    return None
 
 
 class CallHistoryWithFollowups:
@@ -171,8 +174,9 @@ class LiveDaemon:
             raise DialerRejected(404, f"no user {user!r}")
         if ring_group is not None and ring_group not in config.ring_groups:
             raise DialerRejected(404, f"no ring group {ring_group!r}")
-        if not dialable(contact, found):
-            raise DialerRejected(422, f"{contact} is not a valid number in this line's country")
+        refusal = dialer_refusal(contact, found)
+        if refusal is not None:
+            raise DialerRejected(422, refusal)
         if engine.free_user(user, ring_group) is None:
             raise DialerRejected(409, "nobody is free to take the call")
         call_id = f"out-{uuid.uuid4().hex[:16]}"
