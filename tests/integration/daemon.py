@@ -23,7 +23,7 @@ import yaml
 from tests.conftest import Sandbox
 from tests.integration.sandbox_calls import PlacedCall, channels_in_app, list_bridges, place_call, wait_until
 
-TOKEN = "test-token-0123456789"
+TOKEN = "test-token-0123456789abcdef0123456789"
 Json = dict[str, Any]
 
 

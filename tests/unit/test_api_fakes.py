@@ -13,6 +13,7 @@ from typing import Any
 
 from callkeeper.api.metrics import Histogram, MetricsSnapshot
 from callkeeper.api.server import DialerRejected, QueuedCaller
+from callkeeper.config.model import HttpConfig, Secret
 from callkeeper.records import (
     CallRecord,
     Direction,
@@ -23,8 +24,9 @@ from callkeeper.records import (
     VoicemailResult,
 )
 
-TOKEN = "s3cret-token-value"
+TOKEN = "s3cret-token-value-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+HTTP = HttpConfig(token=Secret(TOKEN))
 T0 = datetime(2024, 5, 6, 8, 0, tzinfo=UTC)
 
 

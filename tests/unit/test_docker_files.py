@@ -93,7 +93,7 @@ def test_the_container_config_is_valid_and_points_at_the_asterisk_service(
     compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in documented_variables():
-        monkeypatch.setenv(name, "0123456789abcdef")
+        monkeypatch.setenv(name, "0123456789abcdef" * 2)
 
     config = load_config(DOCKER / "callkeeper.yaml")
 

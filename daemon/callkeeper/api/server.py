@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn, Protocol
+from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
@@ -41,6 +42,8 @@ from callkeeper.records import CallRecord, now_utc, utc_iso
 log = structlog.get_logger(__name__)
 
 STORE_CHECK_SECONDS = 2.0
+MIN_TOKEN_LENGTH = 32
+MAX_LOGGED_PATH = 200
 OPT_OUT_SOURCE = "api"
 
 CALL_ID_RE = re.compile(CALL_ID)
@@ -202,6 +205,50 @@ def _bearer_auth(token: Secret) -> Middleware:
         if not hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), expected):
             raise ApiError(401, "invalid token", None, challenge)
         return await handler(request)
+
+    return check
+
+
+def _host_name(header: str) -> str:
+    """The name or address of a `Host` header, without its port and brackets, lower case."""
+    if header.startswith("["):
+        return header[1:].partition("]")[0].lower()
+    return header.rpartition(":")[0].lower() if header.count(":") == 1 else header.lower()
+
+
+def allowed_host(http: HttpConfig, header: str) -> bool:
+    """Whether a request with this `Host` header is meant for us. A browser page that rebinds its own
+    DNS name to this address (DNS rebinding) still sends its own name, and is refused. Allowed: the
+    listen address, `http.names`, the host of `http.public_url`, `localhost` and loopback addresses
+    when listening on loopback, and any address of this host when listening on all of them."""
+    name = _host_name(header)
+    names = {http.host.lower(), *(known.lower() for known in http.names)}
+    if http.public_url is not None:
+        names.add((urlsplit(http.public_url).hostname or "").lower())
+    if is_loopback(http.host):
+        names.add("localhost")
+    if name in names:
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if is_loopback(http.host):
+        return address.is_loopback
+    try:
+        listen = ipaddress.ip_address(http.host)
+    except ValueError:
+        return False
+    return listen.is_unspecified or listen == address
+
+
+def _host_check(http: HttpConfig) -> Middleware:
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path == "/healthz" or allowed_host(http, request.headers.get("Host", "")):
+            return await handler(request)
+        log.warning("http_unknown_host", path=request.path[:MAX_LOGGED_PATH])
+        raise ApiError(421, "unknown host", "the Host header names no address or name of this server")
 
     return check
 
@@ -473,14 +520,20 @@ class _Api:
         return {"number": number, "opted_out": False, "source": None, "at": None}
 
 
-def build_app(history: CallHistory, control: DaemonControl, token: Secret | None) -> web.Application:
-    """The API application; with a token, every route but `/healthz` requires it as a bearer token."""
-    middlewares: list[Middleware] = [_access_log, _json_errors]
-    if token is not None:
-        if not token.value:
-            raise ApiConfigError("http.token is empty")
-        middlewares.append(_bearer_auth(token))
-    middlewares.append(_known_query)
+def build_app(history: CallHistory, control: DaemonControl, http: HttpConfig) -> web.Application:
+    """The API application: every route but `/healthz` requires `http.token` as a bearer token and a
+    `Host` header naming this server (`allowed_host`)."""
+    if http.token is None:
+        raise ApiConfigError("http.token is required: the API is never served without a token")
+    if len(http.token.value) < MIN_TOKEN_LENGTH:
+        raise ApiConfigError(f"http.token must be at least {MIN_TOKEN_LENGTH} characters")
+    middlewares: list[Middleware] = [
+        _access_log,
+        _json_errors,
+        _host_check(http),
+        _bearer_auth(http.token),
+        _known_query,
+    ]
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     api = _Api(history, control)
     app.router.add_get("/healthz", api.healthz)
@@ -516,15 +569,10 @@ def is_loopback(host: str) -> bool:
 async def start_api(http: HttpConfig, history: CallHistory, control: DaemonControl) -> web.AppRunner:
     """Listen on `http.host:http.port`; the caller stops it with `await runner.cleanup()`.
 
-    Raises `ApiConfigError` for a non-loopback address without a token, and `OSError` if the address
-    cannot be bound.
+    Raises `ApiConfigError` without a token (or with a short one), and `OSError` if the address cannot
+    be bound.
     """
-    if http.token is None and not is_loopback(http.host):
-        raise ApiConfigError(
-            f"refusing to serve the HTTP API on {http.host!r} without http.token: "
-            "set a token or listen on 127.0.0.1"
-        )
-    runner = web.AppRunner(build_app(history, control, http.token), access_log=None)
+    runner = web.AppRunner(build_app(history, control, http), access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, http.host, http.port).start()

@@ -68,6 +68,7 @@ _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _YAML_LOADER = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader  # same nodes, faster
 _SCALARS = SafeConstructor()
 _WHOLE_DAY = TimeRange(time(0, 0), time.max)
+MIN_TOKEN_LENGTH = 32
 _MISSED_CALL_ACTIONS = (DestinationKind.VOICEMAIL, DestinationKind.LINE, DestinationKind.EXTERNAL)
 
 
@@ -622,21 +623,33 @@ class _Loader:
         port = int(port_text)
         if not 1 <= port <= 65535:
             self.problem("http.listen", f"port {port} is not between 1 and 65535")
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            if listen.startswith("["):
+        if listen.startswith("["):
+            try:
+                ipaddress.IPv6Address(host)
+            except ValueError:
                 self.problem("http.listen", f"{host!r} is not an IPv6 address")
-            loopback = host == "localhost"
-        else:
-            loopback = address.is_loopback
-        if not loopback and token is None:
-            self.problem(
-                "http.listen",
-                f"listening on {host}, beyond this host, requires http.token (or token_file): "
-                "the daemon refuses to serve its API unauthenticated",
-            )
-        return HttpConfig(host=host, port=port, token=token)
+        generate = "generate one with `callkeeper new-token` or `openssl rand -hex 32`"
+        if token is None:
+            if not any(problem.path.startswith("http.token") for problem in self.problems):
+                self.problem(
+                    "http.token",
+                    "required: the API always needs a bearer token of at least "
+                    f"{MIN_TOKEN_LENGTH} characters (or token_file); {generate}",
+                )
+        elif len(token.value) < MIN_TOKEN_LENGTH:
+            self.problem("http.token", f"too short: at least {MIN_TOKEN_LENGTH} characters ({generate})")
+        public_url = _opt_text(section, "public_url")
+        if public_url is not None:
+            self.check_url(public_url, "http.public_url")
+            if urlsplit(public_url).query or urlsplit(public_url).fragment:
+                self.problem("http.public_url", "a base URL has no query or fragment")
+        return HttpConfig(
+            host=host,
+            port=port,
+            token=token,
+            names=tuple(_texts(section, "names")),
+            public_url=public_url.rstrip("/") if public_url is not None else None,
+        )
 
     def user(self, name: str, section: Section) -> User | None:
         path = f"users.{name}"

@@ -107,9 +107,14 @@ class AsteriskConfig:
 
 @dataclass(frozen=True, slots=True)
 class HttpConfig:
+    """`names`: host names clients reach the API by (checked against `Host`); `public_url`: the API's
+    base URL as seen from outside, through a reverse proxy (what SMS providers sign)."""
+
     host: str = "127.0.0.1"
     port: int = 8090
     token: Secret | None = None
+    names: tuple[str, ...] = ()
+    public_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
