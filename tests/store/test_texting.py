@@ -87,3 +87,12 @@ async def test_state_is_shared_and_survives_reopen(store: Store, other_store: St
     await other_store.set_state("presence:alice", None)
     assert await store.get_state("round_robin:support") == "carol"
     assert await store.get_state("presence:alice") is None
+
+
+async def test_an_inbound_message_is_taken_once_across_hosts(store: Store, other_store: Store) -> None:
+    results = await asyncio.gather(
+        *(on.remember_inbound_message("twilio", "SM0001", T0) for on in (store, other_store, store))
+    )
+    assert sorted(results) == [False, False, True]
+    assert await other_store.remember_inbound_message("twilio", "SM0002", T0)
+    assert await store.remember_inbound_message("relay", "SM0001", T0)  # another provider's ids

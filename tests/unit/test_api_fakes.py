@@ -88,6 +88,7 @@ class FakeHistory:
     depth: dict[str, int] = field(default_factory=lambda: {"pending": 2, "sent": 7, "failed": 1})
     queries: list[dict[str, Any]] = field(default_factory=list)
     opt_out_calls: list[tuple[str, bool, str, datetime]] = field(default_factory=list)
+    inbound_messages: set[tuple[str, str]] = field(default_factory=set)
 
     async def list_calls(
         self, *, limit: int, since: datetime | None, line: str | None, outcome: str | None
@@ -124,6 +125,13 @@ class FakeHistory:
 
     async def list_opt_outs(self) -> Sequence[FakeOptOut]:
         return [self.opt_outs[number] for number in sorted(self.opt_outs)]
+
+    async def remember_inbound_message(self, provider: str, message_id: str, now: datetime) -> bool:
+        key = (provider, message_id)
+        if key in self.inbound_messages:
+            return False
+        self.inbound_messages.add(key)
+        return True
 
 
 def snapshot() -> MetricsSnapshot:

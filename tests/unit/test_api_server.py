@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -624,7 +625,7 @@ async def test_dialer_starts_a_call_and_validates_its_request() -> None:
 async def test_stop_and_start_replies_from_the_provider_webhooks() -> None:
     history, control = fakes()
     async with TestClient(TestServer(build_app(history, control, HTTP))) as client:
-        form = {"From": "+14155550111", "To": "+12125550100", "Body": " stop please"}
+        form = {"From": "+14155550111", "To": "+12125550100", "Body": " stop please", "MessageSid": "SM1"}
         url = str(client.make_url("/api/v1/sms/twilio/inbound"))
         signature = twilio_signature("twilio-auth", url, list(form.items()))
         taken = await client.post(
@@ -637,10 +638,14 @@ async def test_stop_and_start_replies_from_the_provider_webhooks() -> None:
         )
         assert forged.status == 403
         body = json.dumps({"from": "+14155550111", "body": "START"}).encode()
+        timestamp = str(int(time.time()))
         started = await client.post(
             "/api/v1/sms/hook/inbound",
             data=body,
-            headers={"X-Callkeeper-Signature": webhook_signature("hook-secret", body)},
+            headers={
+                "X-Callkeeper-Signature": webhook_signature("hook-secret", body, timestamp),
+                "X-Callkeeper-Timestamp": timestamp,
+            },
         )
         assert started.status == 200 and (await started.json()) == {"opted_out": False}
         assert "+14155550111" not in [o.number for o in await history.list_opt_outs()]

@@ -344,8 +344,15 @@ PATHS: dict[str, Any] = {
         "post": {
             "operationId": "inboundSms",
             "summary": "The provider's inbound-message webhook: STOP opts the sender out, START back in.",
-            "description": "Signed by the provider, not with the bearer token: Twilio's X-Twilio-Signature "
-            "(form fields From, Body), or X-Callkeeper-Signature for the webhook provider (JSON from, body).",
+            "description": "Signed by the provider, not with the bearer token. Twilio: X-Twilio-Signature "
+            "over http.public_url (or the URL this server sees) and the form (From, Body, MessageSid). "
+            "The webhook provider: X-Callkeeper-Timestamp (Unix seconds, within 300 s of the server's "
+            "clock) and X-Callkeeper-Signature, `sha256=` and the hex HMAC-SHA256 of `<timestamp>.<raw "
+            "body>` with the provider's secret; the body is JSON {from, body}. Each message is taken "
+            "once: a MessageSid or signature seen before is refused (409). Opt-out words (the whole "
+            "message or its first word): STOP, STOPALL, STOP ALL, UNSUBSCRIBE, CANCEL, END, QUIT, "
+            "OPTOUT, REVOKE; opt-in (the whole message): START, UNSTOP, YES; any case, surrounding "
+            "spaces and punctuation ignored, full-width letters folded.",
             "security": [],
             "requestBody": {
                 "required": True,
@@ -363,8 +370,12 @@ PATHS: dict[str, Any] = {
                     },
                 },
                 "400": {"$ref": "#/components/responses/BadRequest"},
-                "403": _error("The signature does not match, or the message is incomplete."),
+                "403": _error(
+                    "The signature does not match, the timestamp is too far off, or the message is "
+                    "incomplete."
+                ),
                 "404": {"$ref": "#/components/responses/NotFound"},
+                "409": _error("This message was taken before (a replay)."),
                 "413": {"$ref": "#/components/responses/TooLarge"},
             },
         },

@@ -22,7 +22,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from callkeeper.api.inbound_sms import read_twilio, read_webhook
+from callkeeper.api.inbound_sms import TIMESTAMP_HEADER, read_twilio, read_webhook
 from callkeeper.api.metrics import CONTENT_TYPE, MetricsSnapshot, render_metrics
 from callkeeper.api.openapi import (
     CALL_ID,
@@ -37,6 +37,7 @@ from callkeeper.api.openapi import (
     openapi_document,
 )
 from callkeeper.config.model import HttpConfig, Secret
+from callkeeper.followups.providers import SIGNATURE_HEADER
 from callkeeper.records import CallRecord, now_utc, utc_iso
 
 log = structlog.get_logger(__name__)
@@ -90,6 +91,9 @@ class CallHistory(Protocol):
 
     async def list_opt_outs(self) -> Sequence[OptOutEntry]:
         """Numbers currently opted out."""
+
+    async def remember_inbound_message(self, provider: str, message_id: str, now: datetime) -> bool:
+        """True the first time a provider's message id is seen (on any host), False for a replay."""
 
 
 class DaemonControl(Protocol):
@@ -356,9 +360,10 @@ def _opt_out_json(entry: OptOutEntry) -> dict[str, Any]:
 
 
 class _Api:
-    def __init__(self, history: CallHistory, control: DaemonControl) -> None:
+    def __init__(self, history: CallHistory, control: DaemonControl, http: HttpConfig) -> None:
         self.history = history
         self.control = control
+        self.http = http
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -473,25 +478,43 @@ class _Api:
         return web.json_response({"id": call_id}, status=202)
 
     async def inbound_sms(self, request: web.Request) -> web.Response:
-        """A reply to a follow-up text: STOP opts the sender out, START back in."""
+        """A reply to a follow-up text: STOP opts the sender out, START back in. Each provider message
+        is taken once: a replay is refused."""
         provider = request.match_info["provider"]
         found = self.control.inbound_sms_secret(provider)
         if found is None:
             _fail(404, "unknown provider")
         kind, secret = found
         raw = await request.read()
+        headers = request.headers
         if kind == "twilio":
-            text = read_twilio(secret, str(request.url), raw, request.headers.get("X-Twilio-Signature", ""))
+            text = read_twilio(secret, self._signed_url(request), raw, headers.get("X-Twilio-Signature", ""))
         else:
-            text = read_webhook(secret, raw, request.headers.get("X-Callkeeper-Signature", ""))
+            signature, timestamp = headers.get(SIGNATURE_HEADER, ""), headers.get(TIMESTAMP_HEADER, "")
+            text = read_webhook(secret, raw, signature, timestamp)
         if text is None:
+            log.warning("inbound_sms_refused", provider=provider, reason="signature, timestamp or message")
             _fail(403, "invalid signature or message")
+        if not await self.history.remember_inbound_message(provider, text.message_id, now_utc()):
+            log.warning("inbound_sms_refused", provider=provider, reason="replayed")
+            _fail(409, "message already received")
         if text.opt_out is not None and E164_RE.fullmatch(text.sender):
             await self.history.set_opt_out(text.sender, text.opt_out, f"sms:{provider}", now_utc())
             log.info("opt_out_set_by_text", number=text.sender, opted_out=text.opt_out, provider=provider)
         if kind == "twilio":
             return web.Response(text=TWIML_EMPTY, content_type="text/xml")
         return web.json_response({"opted_out": text.opt_out})
+
+    def _signed_url(self, request: web.Request) -> str:
+        """The URL the provider posted to, which it signed: behind a reverse proxy `http.public_url`
+        with the path the proxy passed on, else the URL as this server sees it."""
+        if self.http.public_url is not None:
+            return self.http.public_url + request.rel_url.path_qs
+        try:
+            return str(request.url)
+        except ValueError:
+            log.warning("inbound_sms_refused", reason="unreadable Host header")
+            _fail(400, "invalid Host header")
 
     async def list_opt_outs(self, request: web.Request) -> web.Response:
         entries = await self.history.list_opt_outs()
@@ -535,7 +558,7 @@ def build_app(history: CallHistory, control: DaemonControl, http: HttpConfig) ->
         _known_query,
     ]
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
-    api = _Api(history, control)
+    api = _Api(history, control, http)
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/readyz", api.readyz)
     app.router.add_get("/metrics", api.metrics)

@@ -207,6 +207,9 @@ class Store(Protocol):
     async def count_texts_since(self, line: str | None, since: datetime) -> int:
         """Texts created at or after `since` that are sent or still on their way (pending, sending)."""
 
+    async def remember_inbound_message(self, provider: str, message_id: str, now: datetime) -> bool:
+        """Record a message a provider posted to us; False if it was recorded before (a replay)."""
+
     async def get_state(self, key: str) -> str | None: ...
 
     async def set_state(self, key: str, value: str | None) -> None:

@@ -18,6 +18,8 @@ from callkeeper.store.base import OptOut, OutboxItem, OutboxKind, OutboxStatus
 Row = dict[str, Any]
 
 MAX_LIST_LIMIT = 1000
+# State keys of inbound provider messages already taken (replay protection).
+INBOUND_MESSAGE_KEY = "inbound_sms."
 HEALTH_TIMEOUT_SECONDS = 5.0
 
 _CALL_COLUMNS = (
@@ -377,6 +379,17 @@ class SqlStore(abc.ABC):
             self._fetch(sql, since) if line is None else self._fetch(f"{sql} AND line = $2", since, line)
         )
         return int(rows[0]["n"])
+
+    async def remember_inbound_message(self, provider: str, message_id: str, now: datetime) -> bool:
+        rows = await self._fetch(
+            "INSERT INTO state (key, value, updated_at) VALUES ($1, $2, $3) "
+            "ON CONFLICT (key) DO NOTHING RETURNING key",
+            f"{INBOUND_MESSAGE_KEY}{provider}.{message_id}",
+            "",
+            now,
+            write=True,
+        )
+        return bool(rows)
 
     async def get_state(self, key: str) -> str | None:
         rows = await self._fetch("SELECT value FROM state WHERE key = $1", key)
