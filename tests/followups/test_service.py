@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
@@ -15,6 +16,7 @@ from callkeeper.config.model import Config, QuietHours, Secret, Webhook
 from callkeeper.followups import FollowupService, OutboxSettings
 from callkeeper.records import Outcome, Reason
 from callkeeper.store import OutboxItem, OutboxKind, OutboxStatus, Store
+from callkeeper.store.base import shown_url
 from tests.followups.builders import (
     MOBILE,
     SENDER,
@@ -332,3 +334,40 @@ async def test_call_started_webhooks(
         assert "X-Callkeeper-Signature" not in fake.hooks[0][1]
     finally:
         await service.close()
+
+
+async def test_a_webhook_token_in_the_url_is_neither_shown_nor_stored(
+    store: Store, store_url: str, session: aiohttp.ClientSession, receiver: tuple[FakeTwilio, str]
+) -> None:
+    fake, url = receiver
+    hooks = (Webhook(f"{url}/hooks/crm?token=t0ken-in-query"),)
+    service = FollowupService(
+        config(webhooks=hooks), store, session=session, host="host-a", clock=FakeClock(), settings=SETTINGS
+    )
+    service.start()
+    try:
+        await service.on_call_finished(call())
+        await eventually(lambda: fake.hook_bodies("crm?token=t0ken-in-query"))
+        (hook,) = [f for f in await service.followups_for("call-1") if f.kind == "webhook"]
+        assert (hook.to, hook.status) == (f"{url}/hooks/crm", "sent")
+    finally:
+        await service.close()
+    with sqlite3.connect(store_url.removeprefix("sqlite://")) as database:
+        stored = database.execute("SELECT destination, payload FROM outbox").fetchall()
+    assert stored
+    assert "t0ken" not in repr(stored)
+
+
+def test_webhook_urls_are_shown_without_credentials_query_or_fragment() -> None:
+    assert (
+        shown_url("https://crm:pa55@crm.example.com:8443/hook?token=x#y")
+        == "https://crm.example.com:8443/hook"
+    )
+    item = OutboxItem.new(
+        kind=OutboxKind.WEBHOOK,
+        idempotency_key="k",
+        destination="https://h.example/x?token=t",
+        payload={},
+        now=T0,
+    )
+    assert item.as_followup().to == "https://h.example/x"  # an item stored before the URL was shortened

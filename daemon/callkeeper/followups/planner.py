@@ -14,7 +14,7 @@ from typing import Any
 from callkeeper.config.model import Config
 from callkeeper.followups import rules
 from callkeeper.records import CallRecord, Followup, utc_iso
-from callkeeper.store.base import OutboxItem, OutboxKind, OutboxStatus, Store
+from callkeeper.store.base import OutboxItem, OutboxKind, OutboxStatus, Store, shown_url
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -24,10 +24,14 @@ def text_key(call_id: str) -> str:
     return f"sms:{call_id}"
 
 
+def webhook_tag(url: str) -> str:
+    """Names a configured webhook in the outbox without its URL, which may carry a token."""
+    return hashlib.sha256(url.encode()).hexdigest()[:12]
+
+
 def webhook_key(event: str, subject: str, url: str) -> str:
     """`subject` is what the event is about: a call id, or a text's idempotency key."""
-    tag = hashlib.sha256(url.encode()).hexdigest()[:12]
-    return f"webhook:{event}:{subject}:{tag}"
+    return f"webhook:{event}:{subject}:{webhook_tag(url)}"
 
 
 def call_body(event: str, record: CallRecord, now: datetime) -> dict[str, Any]:
@@ -138,13 +142,14 @@ class FollowupPlanner:
         call_id: str | None,
         line: str | None,
     ) -> list[OutboxItem]:
-        """One pending item per webhook subscribed to `event`, all due now."""
+        """One pending item per webhook subscribed to `event`, all due now. The outbox keeps the URL as
+        `shown_url` shows it and the webhook's tag; the worker finds the URL itself in the config."""
         return [
             OutboxItem.new(
                 kind=OutboxKind.WEBHOOK,
                 idempotency_key=webhook_key(event, subject, hook.url),
-                destination=hook.url,
-                payload={"event": event, "body": body},
+                destination=shown_url(hook.url),
+                payload={"event": event, "body": body, "hook": webhook_tag(hook.url)},
                 now=now,
                 call_id=call_id,
                 line=line,

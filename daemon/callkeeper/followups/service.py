@@ -15,7 +15,7 @@ from callkeeper.ari.backoff import ExponentialBackoff
 from callkeeper.ari.rest import AriRestClient
 from callkeeper.config.model import Config
 from callkeeper.followups import rules
-from callkeeper.followups.planner import FollowupPlanner, call_body, followup_body
+from callkeeper.followups.planner import FollowupPlanner, call_body, followup_body, webhook_tag
 from callkeeper.followups.providers import DeliveryError, SmsMessage, dump_body, post_signed, sms_sender
 from callkeeper.followups.worker import (
     Cancelled,
@@ -204,7 +204,15 @@ class FollowupService:
         return Sent(provider_id)
 
     async def _deliver_webhook(self, item: OutboxItem) -> Delivery:
-        hook = next((hook for hook in self.config.webhooks if hook.url == item.destination), None)
+        tag = item.payload.get("hook")
+        hook = next(
+            (
+                hook
+                for hook in self.config.webhooks
+                if webhook_tag(hook.url) == tag or hook.url == item.destination
+            ),
+            None,
+        )
         if hook is None:
             return Failed("the webhook is no longer configured", retryable=False)
         secret = hook.secret.value if hook.secret is not None else None

@@ -40,6 +40,14 @@ class OutboxStatus(enum.StrEnum):
 WAITING = frozenset({OutboxStatus.PENDING, OutboxStatus.SENDING})
 
 
+def shown_url(url: str) -> str:
+    """A webhook URL as records and the outbox show it: without user info, query and fragment, where
+    receivers put their tokens (`https://crm.example.com/hook?token=...`)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
     """One text or webhook to deliver exactly once.
@@ -99,7 +107,7 @@ class OutboxItem:
         return Followup(
             kind=self.kind.value,
             status=self.status.value,
-            to=self.destination,
+            to=shown_url(self.destination) if self.kind is OutboxKind.WEBHOOK else self.destination,
             created_at=self.created_at,
             detail=self.last_error or "",
             sent_at=self.sent_at,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import queue
 import re
 import sqlite3
@@ -30,6 +31,7 @@ _T = TypeVar("_T")
 MEMORY = ":memory:"
 BUSY_TIMEOUT_SECONDS = 30.0
 MAX_BATCH = 256
+FILE_MODE = 0o600
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 
@@ -220,8 +222,12 @@ class SqliteStore(SqlStore):
 
     def _connect(self) -> None:
         try:
+            if self.path != MEMORY:
+                # Callers' numbers and texts: readable by the daemon's user alone, whatever the umask.
+                # SQLite gives the -wal and -shm files the mode of the database file.
+                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE))
             connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
         self._connection = connection
         if self.path != MEMORY:
