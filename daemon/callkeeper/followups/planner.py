@@ -54,12 +54,13 @@ class FollowupPlanner:
         self.store = store
 
     async def plan_text(self, record: CallRecord, now: datetime) -> OutboxItem | None:
-        """The text for a finished call, to enqueue as it is: pending (due after the line's delay and
-        quiet hours), held, or cancelled, the last two with the reason in `last_error`. None when the
-        line texts nobody after such a call, or the call already has its text.
+        """The text for a finished call: pending (due after the line's delay and quiet hours), held, or
+        cancelled, the last two with the reason in `last_error`. None when the line texts nobody after
+        such a call, or the call already has its text.
 
-        Asks the store in this order, the caller's text window last: it is reserved only for a text
-        that is going to be sent."""
+        A pending text is enqueued with `Store.enqueue_text`, which reserves the caller's text window
+        in the same transaction (`window_seconds`); if the window is taken, `window_taken` is the text
+        to enqueue instead."""
         line = self.config.lines.get(record.line) if record.line is not None else None
         text = line.followup_text if line is not None else None
         if line is None or text is None or record.outcome is None:
@@ -90,9 +91,6 @@ class FollowupPlanner:
         guard = rules.outside_countries(screened, line, text) or await self._guard(number, line.name, now)
         if guard is not None:
             return self._refused(record, number, guard, now, payload)
-        window = text.once_per_caller_hours * 3600.0
-        if not await self.store.reserve_text_window(number, line.name, window, now):
-            return self._refused(record, number, rules.Refusal("texted_within_window"), now, payload)
         return OutboxItem.new(
             kind=OutboxKind.SMS,
             idempotency_key=text_key(record.id),
@@ -102,6 +100,24 @@ class FollowupPlanner:
             call_id=record.id,
             line=line.name,
             not_before=rules.first_attempt_at(now, text, line.timezone),
+        )
+
+    def window_seconds(self, item: OutboxItem) -> float:
+        """How long after `item` its caller is not texted again on its line."""
+        line = self.config.lines.get(item.line or "")
+        text = line.followup_text if line is not None else None
+        if text is None:
+            raise ValueError(f"line {item.line!r} sends no texts")
+        return text.once_per_caller_hours * 3600.0
+
+    @staticmethod
+    def window_taken(item: OutboxItem) -> OutboxItem:
+        """`item`, refused: its caller was texted on its line within the window."""
+        return dataclasses.replace(
+            item,
+            status=OutboxStatus.CANCELLED,
+            last_error="texted_within_window",
+            next_attempt_at=item.created_at,
         )
 
     async def _guard(self, number: str, line: str, now: datetime) -> rules.Refusal | None:

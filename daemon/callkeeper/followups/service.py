@@ -125,7 +125,7 @@ class FollowupService:
         text = await self.planner.plan_text(record, now)
         followups = record.followups
         if text is not None:
-            await self._enqueue_text(text)
+            text = await self._enqueue_text(text)
             followups = (text.as_followup(),)
         body = call_body("call.ended", dataclasses.replace(record, followups=followups), now)
         await self._enqueue_webhooks("call.ended", record.id, body, record.id, record.line)
@@ -247,15 +247,23 @@ class FollowupService:
 
     # ------------------------------------------------------------ enqueueing
 
-    async def _enqueue_text(self, item: OutboxItem) -> None:
+    async def _enqueue_text(self, item: OutboxItem) -> OutboxItem:
+        """Enqueue the planned text; returns it as enqueued (refused if the caller's window was taken)."""
+        if item.status is OutboxStatus.PENDING:
+            if await self.store.enqueue_text(item, self.planner.window_seconds(item)):
+                self._remember(item)
+                self.worker.wake(item.next_attempt_at)
+                log.info("followup_planned", call_id=item.call_id, status=item.status.value, reason=None)
+                return item
+            item = self.planner.window_taken(item)
         if item.status is OutboxStatus.CANCELLED:
             # The store takes new items pending or held only; a crash before the cancel leaves it held.
             if await self.store.enqueue(dataclasses.replace(item, status=OutboxStatus.HELD)):
                 await self.store.cancel(reason=item.last_error or "", now=item.created_at, item_id=item.id)
-        elif await self.store.enqueue(item) and item.status is OutboxStatus.PENDING:
-            self._remember(item)
-            self.worker.wake(item.next_attempt_at)
+        else:
+            await self.store.enqueue(item)
         log.info("followup_planned", call_id=item.call_id, status=item.status.value, reason=item.last_error)
+        return item
 
     async def _enqueue_webhooks(
         self, event: str, subject: str, body: dict[str, object], call_id: str | None, line: str | None

@@ -209,6 +209,12 @@ class Store(Protocol):
         `window_seconds` before `now` (and `now` is recorded), False otherwise. Exactly one of several
         concurrent callers, on any host, gets True."""
 
+    async def enqueue_text(self, item: OutboxItem, window_seconds: float) -> bool:
+        """Reserve the caller's text window (`item.destination` on `item.line`, at `item.created_at`, as
+        `reserve_text_window`) and enqueue `item`, atomically: True if both happened; False, and nothing
+        changes, if the window is taken or the idempotency key is known. A crash never leaves a window
+        reserved for a text that is not in the outbox."""
+
     async def last_text_to(self, number: str, line: str) -> datetime | None:
         """When the text window of `number` on `line` was last reserved."""
 

@@ -22,6 +22,10 @@ CLOSE_TIMEOUT_SECONDS = 10.0
 _MIGRATION_LOCK = 0x63616C6C6B656570
 
 
+class _RolledBack(Exception):
+    """Leaves a transaction that must not commit."""
+
+
 def _param(value: Any) -> Any:
     return utc(value) if isinstance(value, datetime) else value
 
@@ -77,6 +81,18 @@ class PostgresStore(SqlStore):
             raise StoreError("the store is closed")
         records = await self._pool.fetch(sql, *[_param(arg) for arg in args])
         return [dict(record) for record in records]
+
+    async def _all_or_nothing(self, *statements: tuple[str, tuple[Any, ...]]) -> bool:
+        if self._closed:
+            raise StoreError("the store is closed")
+        try:
+            async with self._pool.acquire() as connection, connection.transaction():
+                for sql, args in statements:
+                    if not await connection.fetch(sql, *[_param(arg) for arg in args]):
+                        raise _RolledBack
+        except _RolledBack:
+            return False
+        return True
 
     async def close(self) -> None:
         if self._closed:

@@ -86,6 +86,13 @@ CLAIM_SET = (
     "status = 'sending', claimed_by = $1, claimed_until = $2, attempts = attempts + 1, updated_at = $3"
 )
 
+# $1 number, $2 line, $3 now, $4 the end of a window that began at that moment.
+_RESERVE_WINDOW = (
+    "INSERT INTO text_windows (number, line, reserved_at) VALUES ($1, $2, $3) "
+    "ON CONFLICT (number, line) DO UPDATE SET reserved_at = excluded.reserved_at "
+    "WHERE text_windows.reserved_at <= $4 RETURNING number"
+)
+
 _UNDELIVERED = "('pending', 'sending', 'held')"
 _COUNTED_TEXTS = "('pending', 'sending', 'sent')"
 
@@ -99,6 +106,36 @@ def utc(moment: datetime) -> datetime:
 
 def _json(value: dict[str, Any]) -> str:
     return json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+
+
+def _enqueue_args(item: OutboxItem) -> tuple[Any, ...]:
+    if item.status not in (OutboxStatus.PENDING, OutboxStatus.HELD):
+        raise ValueError(f"enqueue a pending or held item, not a {item.status.value} one")
+    if not item.idempotency_key:
+        raise ValueError("an outbox item needs an idempotency key")
+    return (
+        item.id,
+        item.idempotency_key,
+        item.kind.value,
+        item.call_id,
+        item.line,
+        item.destination,
+        _json(item.payload),
+        item.status.value,
+        item.attempts,
+        item.next_attempt_at,
+        item.claimed_by,
+        item.claimed_until,
+        item.provider_id,
+        item.last_error,
+        item.created_at,
+        item.updated_at,
+        item.sent_at,
+    )
+
+
+def _window_args(number: str, line: str, window_seconds: float, now: datetime) -> tuple[Any, ...]:
+    return (number, line, now, now - timedelta(seconds=window_seconds))
 
 
 def _outbox_item(row: Row) -> OutboxItem:
@@ -141,6 +178,11 @@ class SqlStore(abc.ABC):
     async def _fetch(self, sql: str, *args: Any, write: bool = False) -> list[Row]:
         """Run one statement atomically, in a write transaction if `write` (SQLite may share the commit
         with other statements), and return its rows, timestamps as aware UTC datetimes, JSON as text."""
+
+    @abc.abstractmethod
+    async def _all_or_nothing(self, *statements: tuple[str, tuple[Any, ...]]) -> bool:
+        """Run the write statements in order in one transaction, and commit them only if each returns
+        a row: True if committed, False if rolled back (one returned none)."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...
@@ -205,32 +247,16 @@ class SqlStore(abc.ABC):
         return [_call(row) for row in rows]
 
     async def enqueue(self, item: OutboxItem) -> bool:
-        if item.status not in (OutboxStatus.PENDING, OutboxStatus.HELD):
-            raise ValueError(f"enqueue a pending or held item, not a {item.status.value} one")
-        if not item.idempotency_key:
-            raise ValueError("an outbox item needs an idempotency key")
-        rows = await self._fetch(
-            _ENQUEUE,
-            item.id,
-            item.idempotency_key,
-            item.kind.value,
-            item.call_id,
-            item.line,
-            item.destination,
-            _json(item.payload),
-            item.status.value,
-            item.attempts,
-            item.next_attempt_at,
-            item.claimed_by,
-            item.claimed_until,
-            item.provider_id,
-            item.last_error,
-            item.created_at,
-            item.updated_at,
-            item.sent_at,
-            write=True,
-        )
+        rows = await self._fetch(_ENQUEUE, *_enqueue_args(item), write=True)
         return bool(rows)
+
+    async def enqueue_text(self, item: OutboxItem, window_seconds: float) -> bool:
+        if item.line is None:
+            raise ValueError("a text is enqueued for a line")
+        return await self._all_or_nothing(
+            (_RESERVE_WINDOW, _window_args(item.destination, item.line, window_seconds, item.created_at)),
+            (_ENQUEUE, _enqueue_args(item)),
+        )
 
     async def claim_due(
         self, worker: str, now: datetime, limit: int = 10, lease_seconds: float = 60.0
@@ -353,14 +379,7 @@ class SqlStore(abc.ABC):
 
     async def reserve_text_window(self, number: str, line: str, window_seconds: float, now: datetime) -> bool:
         rows = await self._fetch(
-            "INSERT INTO text_windows (number, line, reserved_at) VALUES ($1, $2, $3) "
-            "ON CONFLICT (number, line) DO UPDATE SET reserved_at = excluded.reserved_at "
-            "WHERE text_windows.reserved_at <= $4 RETURNING number",
-            number,
-            line,
-            now,
-            now - timedelta(seconds=window_seconds),
-            write=True,
+            _RESERVE_WINDOW, *_window_args(number, line, window_seconds, now), write=True
         )
         return bool(rows)
 

@@ -153,6 +153,10 @@ class SqliteStore(SqlStore):
             functools.partial(self._run, _sqlite_sql(sql), [_param(arg) for arg in args]), write=write
         )
 
+    async def _all_or_nothing(self, *statements: tuple[str, tuple[Any, ...]]) -> bool:
+        prepared = [(_sqlite_sql(sql), [_param(arg) for arg in args]) for sql, args in statements]
+        return await self._submit(functools.partial(self._run_all_or_nothing, prepared), write=True)
+
     async def close(self) -> None:
         """Waits for the writes queued before it, then closes the connection and ends the thread."""
         if self._closed:
@@ -266,6 +270,25 @@ class SqliteStore(SqlStore):
                     row[names[index]] = datetime.fromisoformat(values[index])
             result.append(row)
         return result
+
+    def _run_all_or_nothing(self, statements: list[tuple[str, list[Any]]]) -> bool:
+        """Inside the batch's transaction, under a savepoint of its own: the rest of the batch commits
+        whether this rolls back or not."""
+        assert self._connection is not None
+        connection = self._connection
+        connection.execute("SAVEPOINT all_or_nothing")
+        try:
+            done = all(self._run(sql, args) for sql, args in statements)
+            if not done:
+                connection.execute("ROLLBACK TO all_or_nothing")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK TO all_or_nothing")
+            raise
+        finally:
+            if connection.in_transaction:
+                connection.execute("RELEASE all_or_nothing")
+        return done
 
     def _disconnect(self) -> None:
         if self._connection is not None:
