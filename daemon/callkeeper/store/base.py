@@ -166,6 +166,11 @@ class Store(Protocol):
         claimable. No two workers, in any process, ever hold the same item at once.
         """
 
+    async def end_leases_of_host(self, host: str, now: datetime) -> int:
+        """End now the leases of the workers of `host` (ids `<host>/...`, `OutboxWorker.new_id`): a
+        daemon starting on `host` ends those its dead predecessor held, instead of waiting them out.
+        Returns how many."""
+
     async def mark_sent(self, item_id: str, provider_id: str | None, now: datetime) -> bool:
         """Record delivery. Applies unless already sent (a late success still wins over a cancel)."""
 

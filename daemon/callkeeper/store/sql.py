@@ -270,6 +270,18 @@ class SqlStore(abc.ABC):
         items.sort(key=lambda item: (item.next_attempt_at, item.created_at, item.id))
         return items
 
+    async def end_leases_of_host(self, host: str, now: datetime) -> int:
+        prefix = f"{host}/"
+        rows = await self._fetch(
+            "UPDATE outbox SET claimed_until = $2 WHERE status = 'sending' AND claimed_until > $2 "
+            "AND substr(claimed_by, 1, $3) = $1 RETURNING id",
+            prefix,
+            now,
+            len(prefix),
+            write=True,
+        )
+        return len(rows)
+
     async def mark_sent(self, item_id: str, provider_id: str | None, now: datetime) -> bool:
         return await self._update_outbox(
             "status = 'sent', provider_id = $2, sent_at = $3, updated_at = $3, "
