@@ -52,7 +52,13 @@ def daemon(
     config = {
         **CONFIG,
         "sms_providers": {"twilio": sms.provider()},
-        "webhooks": [{"url": f"{sms.base_url}/hooks/crm", "secret": HOOK_SECRET, "events": ["call.ended"]}],
+        "webhooks": [
+            {
+                "url": f"{sms.base_url}/hooks/crm",
+                "secret": HOOK_SECRET,
+                "events": ["call.started", "call.ended"],
+            }
+        ],
     }
     with running_daemon(sandbox, tmp_path_factory.mktemp("dialer"), config) as running:
         yield running
@@ -127,11 +133,18 @@ async def test_call_ended_webhook_carries_the_signed_record(daemon: RunningDaemo
     assert status == 202, body
     await daemon.verdict(body["id"])
 
-    def delivered() -> list[tuple[str, dict[str, str], bytes]]:
-        return [hook for hook in list(sms.twilio.hooks) if json.loads(hook[2])["call"]["id"] == body["id"]]
+    def delivered(event: str) -> list[tuple[str, dict[str, str], bytes]]:
+        return [
+            hook
+            for hook in list(sms.twilio.hooks)
+            if (json.loads(hook[2])["event"], json.loads(hook[2])["call"]["id"]) == (event, body["id"])
+        ]
 
-    await wait_until(delivered, within=20, what="the call.ended webhook")
-    ((_, headers, raw),) = delivered()
+    await wait_until(lambda: delivered("call.ended"), within=20, what="the call.ended webhook")
+    ((_, started_headers, started_raw),) = delivered("call.started")
+    assert signed_by(HOOK_SECRET, started_headers, started_raw)
+    assert json.loads(started_raw)["call"]["outcome"] is None
+    ((_, headers, raw),) = delivered("call.ended")
     assert signed_by(HOOK_SECRET, headers, raw)
     sent = json.loads(raw)
     assert (sent["event"], sent["call"]["outcome"], sent["call"]["direction"]) == (

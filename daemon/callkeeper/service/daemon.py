@@ -45,7 +45,9 @@ class Daemon:
         self.session = aiohttp.ClientSession()
         self.rest = AriRestClient(config.asterisk, self.session)
         self.followups = FollowupService(config, store, session=self.session, host=host, ari_rest=self.rest)
-        self.writer = RecordWriter(store, on_final=self.followups.on_call_finished)
+        self.writer = RecordWriter(
+            store, on_final=self.followups.on_call_finished, on_start=self.followups.on_call_started
+        )
         self.service = CallService(
             config, self.rest, self.writer, host, on_answered=self.followups.on_call_answered
         )
