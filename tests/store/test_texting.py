@@ -94,6 +94,8 @@ async def test_an_inbound_message_is_taken_once_across_hosts(store: Store, other
         *(on.remember_inbound_message("twilio", "SM0001", T0) for on in (store, other_store, store))
     )
     assert sorted(results) == [False, False, True]
+    assert await store.inbound_message_seen("twilio", "SM0001")
+    assert not await store.inbound_message_seen("twilio", "SM0002")
     assert await other_store.remember_inbound_message("twilio", "SM0002", T0)
     assert await store.remember_inbound_message("relay", "SM0001", T0)  # another provider's ids
 

@@ -89,6 +89,7 @@ class FakeHistory:
     queries: list[dict[str, Any]] = field(default_factory=list)
     opt_out_calls: list[tuple[str, bool, str, datetime]] = field(default_factory=list)
     inbound_messages: set[tuple[str, str]] = field(default_factory=set)
+    opt_out_failures: int = 0
 
     async def list_calls(
         self, *, limit: int, since: datetime | None, line: str | None, outcome: str | None
@@ -117,6 +118,9 @@ class FakeHistory:
         return dict(self.depth)
 
     async def set_opt_out(self, number: str, opted_out: bool, source: str, now: datetime) -> None:
+        if self.opt_out_failures:
+            self.opt_out_failures -= 1
+            raise ConnectionError("database is gone")
         self.opt_out_calls.append((number, opted_out, source, now))
         if opted_out:
             self.opt_outs.setdefault(number, FakeOptOut(number, source, now))
@@ -125,6 +129,9 @@ class FakeHistory:
 
     async def list_opt_outs(self) -> Sequence[FakeOptOut]:
         return [self.opt_outs[number] for number in sorted(self.opt_outs)]
+
+    async def inbound_message_seen(self, provider: str, message_id: str) -> bool:
+        return (provider, message_id) in self.inbound_messages
 
     async def remember_inbound_message(self, provider: str, message_id: str, now: datetime) -> bool:
         key = (provider, message_id)

@@ -96,6 +96,17 @@ async def test_a_replayed_twilio_message_is_refused(client: Client, history: Fak
     assert [entry["event"] for entry in logs if entry["log_level"] == "warning"] == ["inbound_sms_refused"]
 
 
+async def test_a_stop_the_store_failed_to_apply_is_taken_when_the_provider_retries(
+    client: Client, history: FakeHistory
+) -> None:
+    history.opt_out_failures = 1
+    with capture_logs():
+        assert await _post_twilio(client, _twilio_form("STOP", "SM0001")) == 500
+    assert await _post_twilio(client, _twilio_form("STOP", "SM0001")) == 200
+    assert [(number, out) for number, out, _, _ in history.opt_out_calls] == [("+14155550111", True)]
+    assert await _post_twilio(client, _twilio_form("STOP", "SM0001")) == 409
+
+
 async def test_a_twilio_message_without_its_id_is_refused(client: Client, history: FakeHistory) -> None:
     form = _twilio_form("STOP")
     del form["MessageSid"]

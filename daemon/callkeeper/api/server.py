@@ -92,8 +92,10 @@ class CallHistory(Protocol):
     async def list_opt_outs(self) -> Sequence[OptOutEntry]:
         """Numbers currently opted out."""
 
-    async def remember_inbound_message(self, provider: str, message_id: str, now: datetime) -> bool:
-        """True the first time a provider's message id is seen (on any host), False for a replay."""
+    async def inbound_message_seen(self, provider: str, message_id: str) -> bool:
+        """Whether a provider's message id was remembered before (on any host)."""
+
+    async def remember_inbound_message(self, provider: str, message_id: str, now: datetime) -> bool: ...
 
 
 class DaemonControl(Protocol):
@@ -495,12 +497,14 @@ class _Api:
         if text is None:
             log.warning("inbound_sms_refused", provider=provider, reason="signature, timestamp or message")
             _fail(403, "invalid signature or message")
-        if not await self.history.remember_inbound_message(provider, text.message_id, now_utc()):
+        # Remembered once applied: a store failure in between leaves the provider's retry welcome.
+        if await self.history.inbound_message_seen(provider, text.message_id):
             log.warning("inbound_sms_refused", provider=provider, reason="replayed")
             _fail(409, "message already received")
         if text.opt_out is not None and E164_RE.fullmatch(text.sender):
             await self.history.set_opt_out(text.sender, text.opt_out, f"sms:{provider}", now_utc())
             log.info("opt_out_set_by_text", number=text.sender, opted_out=text.opt_out, provider=provider)
+        await self.history.remember_inbound_message(provider, text.message_id, now_utc())
         if kind == "twilio":
             return web.Response(text=TWIML_EMPTY, content_type="text/xml")
         return web.json_response({"opted_out": text.opt_out})

@@ -77,6 +77,9 @@ class CallHistoryWithFollowups:
     async def list_opt_outs(self) -> Sequence[OptOut]:
         return await self.store.list_opt_outs()
 
+    async def inbound_message_seen(self, provider: str, message_id: str) -> bool:
+        return await self.store.inbound_message_seen(provider, message_id)
+
     async def remember_inbound_message(self, provider: str, message_id: str, now: datetime) -> bool:
         return await self.store.remember_inbound_message(provider, message_id, now)
 

@@ -229,6 +229,8 @@ class Store(Protocol):
     async def remember_inbound_message(self, provider: str, message_id: str, now: datetime) -> bool:
         """Record a message a provider posted to us; False if it was recorded before (a replay)."""
 
+    async def inbound_message_seen(self, provider: str, message_id: str) -> bool: ...
+
     async def get_state(self, key: str) -> str | None: ...
 
     async def set_state(self, key: str, value: str | None) -> None:

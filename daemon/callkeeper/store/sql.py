@@ -18,8 +18,7 @@ from callkeeper.store.base import OptOut, OutboxItem, OutboxKind, OutboxStatus
 Row = dict[str, Any]
 
 MAX_LIST_LIMIT = 1000
-# State keys of inbound provider messages already taken (replay protection).
-INBOUND_MESSAGE_KEY = "inbound_sms."
+
 HEALTH_TIMEOUT_SECONDS = 5.0
 
 _CALL_COLUMNS = (
@@ -132,6 +131,11 @@ def _enqueue_args(item: OutboxItem) -> tuple[Any, ...]:
         item.updated_at,
         item.sent_at,
     )
+
+
+def _inbound_message_key(provider: str, message_id: str) -> str:
+    """The state key of an inbound provider message already taken (replay protection)."""
+    return f"inbound_sms.{provider}.{message_id}"
 
 
 def _window_args(number: str, line: str, window_seconds: float, now: datetime) -> tuple[Any, ...]:
@@ -415,12 +419,15 @@ class SqlStore(abc.ABC):
         rows = await self._fetch(
             "INSERT INTO state (key, value, updated_at) VALUES ($1, $2, $3) "
             "ON CONFLICT (key) DO NOTHING RETURNING key",
-            f"{INBOUND_MESSAGE_KEY}{provider}.{message_id}",
+            _inbound_message_key(provider, message_id),
             "",
             now,
             write=True,
         )
         return bool(rows)
+
+    async def inbound_message_seen(self, provider: str, message_id: str) -> bool:
+        return await self.get_state(_inbound_message_key(provider, message_id)) is not None
 
     async def get_state(self, key: str) -> str | None:
         rows = await self._fetch("SELECT value FROM state WHERE key = $1", key)
