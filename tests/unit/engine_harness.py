@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from callkeeper.calls import actions as act
 from callkeeper.calls import inputs as ev
+from callkeeper.calls.actions import Timer
 from callkeeper.calls.engine import Engine
 from callkeeper.config.model import (
     AsteriskConfig,
@@ -82,7 +83,7 @@ class Harness:
     engine: Engine = field(init=False)
     actions: list[act.Action] = field(default_factory=list)
     records: dict[str, CallRecord] = field(default_factory=dict)
-    timers: dict[tuple[str, str], tuple[datetime, int]] = field(default_factory=dict)
+    timers: dict[tuple[str, Timer], tuple[datetime, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.engine = Engine(self.config, "test")

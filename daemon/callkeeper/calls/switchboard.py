@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from callkeeper.calls.hours import Override
 from callkeeper.config.model import Config, RingGroup, Strategy
 
 
@@ -22,7 +23,7 @@ class Switchboard:
     offered: dict[str, str] = field(default_factory=dict)
     last_taker: dict[str, str] = field(default_factory=dict)
     queues: dict[str, list[str]] = field(default_factory=dict)
-    line_overrides: dict[str, str] = field(default_factory=dict)
+    line_overrides: dict[str, Override] = field(default_factory=dict)
 
     def reachable(self, config: Config, user: str) -> bool:
         """Not away and the phone is not known to be offline."""

@@ -16,12 +16,13 @@ import structlog
 from callkeeper.api.metrics import MetricsSnapshot
 from callkeeper.api.server import DialerRejected, QueuedCaller
 from callkeeper.calls import inputs as ev
-from callkeeper.calls.engine import Queued
+from callkeeper.calls.call import Queued
+from callkeeper.calls.hours import parse_override
 from callkeeper.calls.switchboard import endpoint_key
 from callkeeper.config.model import Line, Secret
 from callkeeper.followups.service import FollowupService
 from callkeeper.records import CallRecord, now_utc
-from callkeeper.service.calls import CallService
+from callkeeper.service.call_runner import CallService
 from callkeeper.store.base import OptOut, Store
 
 log = structlog.get_logger(__name__)
@@ -100,7 +101,7 @@ class LiveDaemon:
         for line in self.line_names():
             mode = await self.store.get_state(OVERRIDE_KEY + line)
             if mode:
-                self.service.feed(ev.LineOverrideChanged(line, mode, now))
+                self.service.feed(ev.LineOverrideChanged(line, parse_override(mode), now))
 
     def _persist(self, key: str, value: str | None) -> None:
         task = asyncio.create_task(self.store.set_state(key, value))
@@ -138,7 +139,7 @@ class LiveDaemon:
         return self.service.engine.board.line_overrides.get(line, "auto")
 
     def set_line_override(self, line: str, mode: str) -> None:
-        self.service.feed(ev.LineOverrideChanged(line, mode, now_utc()))
+        self.service.feed(ev.LineOverrideChanged(line, parse_override(mode), now_utc()))
         self._persist(OVERRIDE_KEY + line, None if mode == "auto" else mode)
 
     def queues(self) -> Mapping[str, Sequence[QueuedCaller]]:

@@ -21,9 +21,9 @@ from callkeeper.config.loader import ConfigError, load_config
 from callkeeper.config.model import Config
 from callkeeper.followups.service import FollowupService
 from callkeeper.records import now_utc
-from callkeeper.service.calls import CallService
+from callkeeper.service.call_runner import CallService
 from callkeeper.service.control import CallHistoryWithFollowups, LiveDaemon
-from callkeeper.service.records import RecordWriter
+from callkeeper.service.record_writer import RecordWriter
 from callkeeper.service.systemd import Notifier, watchdog_loop
 from callkeeper.service.translate import WANTED_EVENTS
 from callkeeper.store.base import Store, open_store

@@ -20,11 +20,13 @@ from callkeeper.ari.events import AriEvent, Channel, StasisStart, UnknownEvent
 from callkeeper.ari.rest import AriRestClient
 from callkeeper.calls import actions as act
 from callkeeper.calls import inputs as ev
-from callkeeper.calls.engine import BRIDGE_PREFIX, Engine
+from callkeeper.calls.actions import Timer
+from callkeeper.calls.call import BRIDGE_PREFIX
+from callkeeper.calls.engine import Engine
 from callkeeper.config.model import Config
 from callkeeper.records import CallRecord, now_utc
-from callkeeper.service.metrics import CallCounters
-from callkeeper.service.records import RecordWriter
+from callkeeper.service.counters import CallCounters
+from callkeeper.service.record_writer import RecordWriter
 from callkeeper.service.translate import to_inputs
 
 log = structlog.get_logger(__name__)
@@ -84,7 +86,7 @@ class CallService:
         self.clock = clock
         self.engine = Engine(config, host)
         self.workers: dict[str, CallWorker] = {}
-        self.timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self.timers: dict[tuple[str, Timer], asyncio.TimerHandle] = {}
         self.counters = CallCounters()
         self.on_answered = on_answered
         self.answered: set[str] = set()
@@ -158,11 +160,11 @@ class CallService:
         if final:
             self.answered.discard(record.id)
 
-    def _fire(self, call_id: str, name: str, token: int) -> None:
+    def _fire(self, call_id: str, name: Timer, token: int) -> None:
         self.timers.pop((call_id, name), None)
         self.feed(ev.TimerFired(call_id, name, token, self.clock()))
 
-    def _cancel_timer(self, call_id: str, name: str) -> None:
+    def _cancel_timer(self, call_id: str, name: Timer) -> None:
         handle = self.timers.pop((call_id, name), None)
         if handle is not None:
             handle.cancel()
@@ -187,7 +189,7 @@ class CallService:
             self.feed(
                 ev.ActionFailed(
                     action.call_id,
-                    type(action).__name__,
+                    action,
                     target,
                     isinstance(error, AriNotFound),
                     str(error),
