@@ -13,14 +13,13 @@ from datetime import datetime
 import phonenumbers
 import structlog
 
-from callkeeper.api.metrics import MetricsSnapshot
-from callkeeper.api.server import DialerRejected, QueuedCaller
 from callkeeper.calls import inputs as ev
 from callkeeper.calls.call import Queued
 from callkeeper.calls.hours import parse_override
 from callkeeper.calls.switchboard import endpoint_key
 from callkeeper.config.model import Line, Secret
 from callkeeper.followups.service import FollowupService
+from callkeeper.live import DialerRejected, MetricsSnapshot, QueuedCaller, Refusal
 from callkeeper.records import CallRecord, now_utc
 from callkeeper.service.call_runner import CallService
 from callkeeper.store.base import OptOut, Store
@@ -167,15 +166,17 @@ class LiveDaemon:
         config = engine.config
         found = config.lines.get(line)
         if found is None:
-            raise DialerRejected(404, f"no line {line!r}")
+            raise DialerRejected(Refusal.UNKNOWN, f"no line {line!r}")
         if user is not None and user not in config.users:
-            raise DialerRejected(404, f"no user {user!r}")
+            raise DialerRejected(Refusal.UNKNOWN, f"no user {user!r}")
         if ring_group is not None and ring_group not in config.ring_groups:
-            raise DialerRejected(404, f"no ring group {ring_group!r}")
+            raise DialerRejected(Refusal.UNKNOWN, f"no ring group {ring_group!r}")
         if not dialable(contact, found):
-            raise DialerRejected(422, f"{contact} is not a valid number in this line's country")
+            raise DialerRejected(
+                Refusal.NOT_DIALABLE, f"{contact} is not a valid number in this line's country"
+            )
         if engine.free_user(user, ring_group) is None:
-            raise DialerRejected(409, "nobody is free to take the call")
+            raise DialerRejected(Refusal.NOBODY_FREE, "nobody is free to take the call")
         call_id = f"out-{uuid.uuid4().hex[:16]}"
         self.service.feed(ev.DialerRequested(call_id, line, contact, user, ring_group, now_utc()))
         return call_id
