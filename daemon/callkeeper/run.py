@@ -123,7 +123,7 @@ class Daemon:
                     return EXIT_FATAL
             log.info("stopping", calls_in_progress=self.service.calls_in_progress())
             self.notifier.stopping()
-            self.service.engine.accepting = False
+            self.service.feed(ev.StopAccepting(now_utc()))
             await self.service.drain(self.config.shutdown_grace_seconds)
             return EXIT_OK
         finally:

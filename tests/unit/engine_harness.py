@@ -114,7 +114,7 @@ class Harness:
             out = self.feed(ev.TimerFired(key[0], key[1], token, when))
             # Asterisk carries out the hangups of the legs the engine still follows.
             for action in out:
-                if isinstance(action, act.Hangup) and action.channel_id in self.engine.channels:
+                if isinstance(action, act.Hangup) and self.engine.call_of(action.channel_id):
                     self.feed(ev.ChannelHungUp(action.channel_id, when))
         self.now = end
 

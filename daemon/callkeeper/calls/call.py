@@ -12,10 +12,10 @@ from datetime import datetime
 from callkeeper.calls import actions as act
 from callkeeper.calls import inputs as ev
 from callkeeper.calls.actions import Timer
-from callkeeper.calls.journey import CallerHungUp, Fact, Stage, where
+from callkeeper.calls.journey import CallerHungUp, Fact, Stage, step_of, where
 from callkeeper.calls.switchboard import Switchboard
 from callkeeper.config.model import Config, Destination, Ivr, Line, RingGroup
-from callkeeper.records import Direction, VoicemailResult
+from callkeeper.records import CallRecord, Direction, VoicemailResult
 
 EXTERNAL_RING_SECONDS = 30
 PERSONAL_RING_SECONDS = 20
@@ -341,6 +341,22 @@ class Call:
         template = self.config.asterisk.outbound_dial or "PJSIP/{number}"
         out = self.dial(f"external:{number}", template.format(number=number), ring_seconds)
         return [*out, *self.ringback(), self.timer(Timer.RING, ring_seconds)]
+
+    def record(self, host: str) -> CallRecord:
+        """The call's record as it stands."""
+        return CallRecord(
+            id=self.id,
+            direction=self.direction,
+            line=self.origin.name,
+            caller=self.caller,
+            dialed=self.dialed,
+            started_at=self.started_at,
+            answered_by=self.answered_by,
+            voicemail=self.voicemail,
+            steps=tuple(step_of(f) for f in self.facts),
+            host=host,
+            extra={PLAYBACK: playback} if (playback := playback_of(self.stage)) else {},
+        )
 
     def forget_leg(self, leg: Leg, board: Switchboard) -> None:
         self.legs.pop(leg.id, None)

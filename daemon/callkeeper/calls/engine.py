@@ -11,8 +11,7 @@ switchboard and which call each channel and playback belongs to. The verdict is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from callkeeper.calls import actions as act
@@ -20,7 +19,6 @@ from callkeeper.calls import adoption, dialer, ivr, legs, personal_line, queue, 
 from callkeeper.calls import inputs as ev
 from callkeeper.calls.actions import Timer
 from callkeeper.calls.call import (
-    PLAYBACK,
     Actions,
     AttemptOver,
     Call,
@@ -50,8 +48,8 @@ from callkeeper.calls.call import (
     inbound_call,
     playback_of,
 )
-from callkeeper.calls.hours import is_open
-from callkeeper.calls.journey import CallerHungUp, Entered, RangOut, RangOutWhy, Stage, classify, step_of
+from callkeeper.calls.hours import Override, is_open
+from callkeeper.calls.journey import CallerHungUp, Entered, RangOut, RangOutWhy, Stage, classify
 from callkeeper.calls.switchboard import Switchboard
 from callkeeper.config.model import Config, Destination, DestinationKind, Line, UnknownNumberAction
 from callkeeper.records import CallRecord, Direction, Outcome, Reason
@@ -62,8 +60,28 @@ PLAYBACK_LOST_SECONDS = 20.0
 _VITAL = (act.Answer, act.BridgeChannels, act.StartMoh)
 
 
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A caller waiting in a queue."""
+
+    call_id: str
+    caller: str
+    since: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Following:
+    """What the engine follows, for a reconcile with what Asterisk has."""
+
+    channels: tuple[str, ...]  # every channel of every call
+    callers: frozenset[str]  # the callers' channels among them
+    calls: frozenset[str]
+    bridges: frozenset[str]  # the calls' bridges
+
+
 class Engine:
-    """All calls of one daemon. `handle` is called for every input, in arrival order."""
+    """All calls of one daemon. `handle` is called for every input, in arrival order; the shell
+    asks the questions below and never reads the calls themselves."""
 
     def __init__(self, config: Config, host: str = "") -> None:
         self.config = config
@@ -73,10 +91,43 @@ class Engine:
         self.board = Switchboard()
         self.accepting = True
 
-    @property
-    def channels(self) -> Mapping[str, str]:
-        """Every channel a call follows, to the call's id."""
-        return self.routes.channels
+    # ------------------------------------------------------------ questions
+
+    def call_of(self, channel_id: str) -> str | None:
+        """The call that follows this channel."""
+        return self.routes.channels.get(channel_id)
+
+    def calls_in_progress(self) -> int:
+        return len(self.calls)
+
+    def presence(self, user: str) -> str:
+        """`away`, `busy`, `offline` or `available`."""
+        return self.board.presence(self.config, user)
+
+    def away(self) -> list[str]:
+        return sorted(self.board.away)
+
+    def line_override(self, line: str) -> Override:
+        return self.board.line_overrides.get(line, "auto")
+
+    def queue_waiters(self) -> dict[str, list[Waiting]]:
+        """Callers waiting, by ring group, longest waiting first."""
+        waiting: dict[str, list[Waiting]] = {}
+        for group, call_ids in self.board.queues.items():
+            for call_id in call_ids:
+                call = self.calls.get(call_id)
+                if call is not None and isinstance(call.stage, Queued):
+                    waiting.setdefault(group, []).append(Waiting(call_id, call.caller, call.stage.since))
+        return waiting
+
+    def following(self) -> Following:
+        calls = self.calls.values()
+        return Following(
+            tuple(self.routes.channels),
+            frozenset(call.channel_id for call in calls),
+            frozenset(self.calls),
+            frozenset(call.bridge_id for call in calls),
+        )
 
     # ------------------------------------------------------------ entry points
 
@@ -442,7 +493,7 @@ class Engine:
             out.append(act.DestroyBridge(call.id, call.bridge_id))
         verdict = classify(call.facts, call.started_at, at, call.origin.short_abandon_seconds)
         record = replace(
-            self.progress_record(call),
+            call.record(self.host),
             ended_at=at,
             outcome=verdict.outcome,
             reason=verdict.reason,
@@ -464,26 +515,11 @@ class Engine:
 
     # ------------------------------------------------------------ records
 
-    def progress_record(self, call: Call) -> CallRecord:
-        return CallRecord(
-            id=call.id,
-            direction=call.direction,
-            line=call.origin.name,
-            caller=call.caller,
-            dialed=call.dialed,
-            started_at=call.started_at,
-            answered_by=call.answered_by,
-            voicemail=call.voicemail,
-            steps=tuple(step_of(f) for f in call.facts),
-            host=self.host,
-            extra={PLAYBACK: playback} if (playback := playback_of(call.stage)) else {},
-        )
-
     def _with_progress(self, call: Call, out: Actions) -> Actions:
         """Save the record of a call in progress whenever its journey grew or its caller's audio
         changed (restart safety: a daemon adopting the call must stop that audio first)."""
         playback = playback_of(call.stage)
         if call.id in self.calls and (len(call.facts), playback) != (call.saved_facts, call.saved_playback):
             call.saved_facts, call.saved_playback = len(call.facts), playback
-            out.append(act.SaveRecord(call.id, self.progress_record(call)))
+            out.append(act.SaveRecord(call.id, call.record(self.host)))
         return out

@@ -34,6 +34,17 @@ class Switchboard:
             and endpoint_key(found.endpoint) not in self.offline_endpoints
         )
 
+    def presence(self, config: Config, user: str) -> str:
+        """`away`, `busy`, `offline` or `available`."""
+        if user in self.away:
+            return "away"
+        if user in self.talking:
+            return "busy"
+        found = config.users.get(user)
+        if found is not None and endpoint_key(found.endpoint) in self.offline_endpoints:
+            return "offline"
+        return "available"
+
     def available(self, config: Config, user: str) -> bool:
         return self.reachable(config, user) and user not in self.talking
 

@@ -14,9 +14,7 @@ import phonenumbers
 import structlog
 
 from callkeeper.calls import inputs as ev
-from callkeeper.calls.call import Queued
 from callkeeper.calls.hours import parse_override
-from callkeeper.calls.switchboard import endpoint_key
 from callkeeper.config.model import Line, Secret
 from callkeeper.followups.service import FollowupService
 from callkeeper.live import DialerRejected, MetricsSnapshot, QueuedCaller, Refusal
@@ -120,38 +118,25 @@ class LiveDaemon:
         return list(self.service.engine.config.lines)
 
     def presence(self, user: str) -> str:
-        board = self.service.engine.board
-        if user in board.away:
-            return "away"
-        if user in board.talking:
-            return "busy"
-        found = self.service.engine.config.users.get(user)
-        if found is not None and endpoint_key(found.endpoint) in board.offline_endpoints:
-            return "offline"
-        return "available"
+        return self.service.engine.presence(user)
 
     def set_presence(self, user: str, away: bool) -> None:
         self.service.feed(ev.PresenceChanged(user, away, now_utc()))
-        self._persist(AWAY_KEY, ",".join(sorted(self.service.engine.board.away)) or None)
+        self._persist(AWAY_KEY, ",".join(self.service.engine.away()) or None)
 
     def line_override(self, line: str) -> str:
-        return self.service.engine.board.line_overrides.get(line, "auto")
+        return self.service.engine.line_override(line)
 
     def set_line_override(self, line: str, mode: str) -> None:
         self.service.feed(ev.LineOverrideChanged(line, parse_override(mode), now_utc()))
         self._persist(OVERRIDE_KEY + line, None if mode == "auto" else mode)
 
     def queues(self) -> Mapping[str, Sequence[QueuedCaller]]:
-        engine = self.service.engine
         now = now_utc()
-        waiting: dict[str, list[QueuedCaller]] = {}
-        for group, call_ids in engine.board.queues.items():
-            for call_id in call_ids:
-                call = engine.calls.get(call_id)
-                if call is not None and isinstance(call.stage, Queued):
-                    seconds = (now - call.stage.since).total_seconds()
-                    waiting.setdefault(group, []).append(QueuedCaller(call_id, call.caller, seconds))
-        return waiting
+        return {
+            group: [QueuedCaller(w.call_id, w.caller, (now - w.since).total_seconds()) for w in waiting]
+            for group, waiting in self.service.engine.queue_waiters().items()
+        }
 
     def inbound_sms_secret(self, provider: str) -> tuple[str, str] | None:
         found = self.service.engine.config.sms_providers.get(provider)
@@ -189,7 +174,7 @@ class LiveDaemon:
         queues = self.queues()
         return MetricsSnapshot(
             calls_total=dict(service.counters.verdicts),
-            calls_in_progress=len(service.engine.calls),
+            calls_in_progress=service.calls_in_progress(),
             queue_waiting={group: len(callers) for group, callers in queues.items()},
             queue_longest_wait_seconds={
                 group: max((c.waiting_seconds for c in callers), default=0.0)
