@@ -134,6 +134,8 @@ class Daemon:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await connection
             await api.cleanup()
+            await self.service.close()
+            await self.control.close()
             await self.writer.close()
             await self.followups.close()
             await self.store.close()

@@ -27,6 +27,7 @@ from callkeeper.records import CallRecord, now_utc
 from callkeeper.service import reconcile
 from callkeeper.service.counters import CallCounters
 from callkeeper.service.record_writer import RecordWriter
+from callkeeper.service.tasks import Tasks
 from callkeeper.service.translate import to_inputs
 
 log = structlog.get_logger(__name__)
@@ -48,7 +49,7 @@ class CallWorker:
         self.call_id = call_id
         self.pending: deque[act.Action] = deque()
         self.idle: asyncio.Future[None] | None = None
-        self.task = asyncio.create_task(self._run(), name=f"call-{call_id}")
+        self.task = service.tasks.start(self._run(), name=f"call-{call_id}")
 
     def push(self, action: act.Action) -> None:
         self.pending.append(action)
@@ -57,6 +58,8 @@ class CallWorker:
             idle.set_result(None)
 
     async def _run(self) -> None:
+        # What the ARI client logs while it carries out this call's actions names the call.
+        structlog.contextvars.bind_contextvars(call_id=self.call_id)
         loop = asyncio.get_running_loop()
         while True:
             while self.pending:
@@ -90,7 +93,7 @@ class CallService:
         self.counters = CallCounters()
         self.on_answered = on_answered
         self.answered: set[str] = set()
-        self.background: set[asyncio.Task[object]] = set()
+        self.tasks = Tasks()  # the calls' workers and the answered notes
         self.no_calls = asyncio.Event()
         self.no_calls.set()
         self.entering: dict[str, asyncio.Event] = {}
@@ -152,9 +155,7 @@ class CallService:
         """A caller who is answered no longer needs the follow-up text of an earlier missed call."""
         if record.answered_by and record.id not in self.answered and self.on_answered is not None:
             self.answered.add(record.id)
-            task = asyncio.create_task(self.on_answered(record.caller, self.clock()))
-            self.background.add(task)
-            task.add_done_callback(self.background.discard)
+            self.tasks.start(self.on_answered(record.caller, self.clock()), name=f"answered-{record.id}")
         if final:
             self.answered.discard(record.id)
 
@@ -323,3 +324,10 @@ class CallService:
         tasks = [w.task for w in self.workers.values()]
         if tasks:
             await asyncio.wait(tasks)
+
+    async def close(self) -> None:
+        """The daemon stops: no timer fires any more and what still runs is cancelled."""
+        for handle in self.timers.values():
+            handle.cancel()
+        self.timers.clear()
+        await self.tasks.close()

@@ -4,7 +4,6 @@ kept in the store so a restart remembers them."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -20,12 +19,14 @@ from callkeeper.followups.service import FollowupService
 from callkeeper.live import DialerRejected, MetricsSnapshot, QueuedCaller, Refusal
 from callkeeper.records import CallRecord, now_utc
 from callkeeper.service.call_runner import CallService
+from callkeeper.service.tasks import Tasks
 from callkeeper.store.base import OptOut, Store
 
 log = structlog.get_logger(__name__)
 
 AWAY_KEY = "presence.away"
 OVERRIDE_KEY = "line.override."
+PERSIST_GRACE_SECONDS = 2.0
 
 
 def dialable(number: str, line: Line) -> bool:
@@ -87,7 +88,7 @@ class LiveDaemon:
         self.followups = followups
         self._ari_ready = ari_ready
         self._reconnects = reconnects
-        self._writes: set[asyncio.Task[None]] = set()
+        self._writes = Tasks()
 
     async def restore(self) -> None:
         """Presence and overrides set through the API before a restart."""
@@ -101,9 +102,11 @@ class LiveDaemon:
                 self.service.feed(ev.LineOverrideChanged(line, parse_override(mode), now))
 
     def _persist(self, key: str, value: str | None) -> None:
-        task = asyncio.create_task(self.store.set_state(key, value))
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        self._writes.start(self.store.set_state(key, value), name=f"persist-{key}")
+
+    async def close(self) -> None:
+        """Presence and overrides set just before the stop are still kept, if the store allows."""
+        await self._writes.close(PERSIST_GRACE_SECONDS)
 
     def ari_ready(self) -> bool:
         return self._ari_ready()
