@@ -61,15 +61,6 @@ _VITAL = (act.Answer, act.BridgeChannels, act.StartMoh)
 
 
 @dataclass(frozen=True, slots=True)
-class Waiting:
-    """A caller waiting in a queue."""
-
-    call_id: str
-    caller: str
-    since: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class Following:
     """What the engine follows, for a reconcile with what Asterisk has."""
 
@@ -110,15 +101,9 @@ class Engine:
     def line_override(self, line: str) -> Override:
         return self.board.line_overrides.get(line, "auto")
 
-    def queue_waiters(self) -> dict[str, list[Waiting]]:
+    def queue_waiters(self) -> dict[str, list[queue.Waiting]]:
         """Callers waiting, by ring group, longest waiting first."""
-        waiting: dict[str, list[Waiting]] = {}
-        for group, call_ids in self.board.queues.items():
-            for call_id in call_ids:
-                call = self.calls.get(call_id)
-                if call is not None and isinstance(call.stage, Queued):
-                    waiting.setdefault(group, []).append(Waiting(call_id, call.caller, call.stage.since))
-        return waiting
+        return queue.waiters(self.calls, self.board)
 
     def following(self) -> Following:
         calls = self.calls.values()

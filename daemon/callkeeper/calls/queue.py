@@ -5,7 +5,7 @@ on another call."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from callkeeper.calls import actions as act
@@ -17,6 +17,15 @@ from callkeeper.calls.switchboard import Switchboard
 from callkeeper.config.model import RingGroup
 
 RETRY_SECONDS = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A caller waiting in a queue."""
+
+    call_id: str
+    caller: str
+    since: datetime
 
 
 def start(call: Call, board: Switchboard, group: RingGroup, at: datetime) -> Next:
@@ -112,3 +121,13 @@ def leave(call: Call, board: Switchboard, queued: Queued) -> Actions:
     if queued.announcing:
         out.append(act.StopPlayback(call.id, queued.announcing))
     return out
+
+
+def waiters(calls: Mapping[str, Call], board: Switchboard) -> dict[str, list[Waiting]]:
+    waiting: dict[str, list[Waiting]] = {}
+    for group, call_ids in board.queues.items():
+        for call_id in call_ids:
+            call = calls.get(call_id)
+            if call is not None and isinstance(call.stage, Queued):
+                waiting.setdefault(group, []).append(Waiting(call_id, call.caller, call.stage.since))
+    return waiting
