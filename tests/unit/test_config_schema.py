@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 import yaml
 
-from callkeeper.config import schema
+from callkeeper.config import json_schema
 from tests.unit.test_config_loader import ENV, ISSUE_CONFIG, load, problems
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "callkeeper.yaml"
@@ -18,14 +18,14 @@ EXAMPLE = Path(__file__).parents[2] / "examples" / "callkeeper.yaml"
 
 @pytest.fixture(scope="module")
 def validator() -> jsonschema.Draft202012Validator:
-    committed = json.loads(schema.SCHEMA_PATH.read_text())
+    committed = json.loads(json_schema.SCHEMA_PATH.read_text())
     jsonschema.Draft202012Validator.check_schema(committed)
     return jsonschema.Draft202012Validator(committed)
 
 
 def test_committed_schema_is_current() -> None:
-    assert schema.SCHEMA_PATH.read_text() == schema.render(), (
-        "regenerate it: python -m callkeeper.config.schema"
+    assert json_schema.SCHEMA_PATH.read_text() == json_schema.render(), (
+        "regenerate it: python -m callkeeper.config.json_schema"
     )
 
 

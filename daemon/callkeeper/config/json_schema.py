@@ -1,9 +1,9 @@
-"""The shape of callkeeper.yaml, written once.
+"""The schema of callkeeper.yaml, written once as shapes and rendered as JSON Schema.
 
-`config.loader` checks a file against `FILE` (keys, types, required keys, formats) before it checks
-meaning; `json_schema()` renders the same shape as a JSON Schema (draft 2020-12) for editors. The
-committed `callkeeper.schema.json` next to this module is regenerated with
-`python -m callkeeper.config.schema`.
+`config.loader` checks a file against `FILE` (keys, types, required keys, formats, ranges) before
+it checks meaning; `json_schema()` renders the same shape as a JSON Schema (draft 2020-12) for
+editors. The committed `callkeeper.schema.json` next to this module is regenerated with
+`python -m callkeeper.config.json_schema`.
 """
 
 from __future__ import annotations
@@ -12,16 +12,27 @@ import dataclasses
 import enum
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from callkeeper.config import model
+from callkeeper.config.shapes import (
+    NAME,
+    Field,
+    Flag,
+    Integer,
+    ListOf,
+    MapOf,
+    Number,
+    Obj,
+    Shape,
+    Tagged,
+    Text,
+)
 
 SCHEMA_PATH = Path(__file__).with_name("callkeeper.schema.json")
 
 # Formats, as regular expressions that both Python and ECMA-262 read the same way (full match).
-NAME = r"[A-Za-z0-9][A-Za-z0-9_-]*"
 E164 = r"\+[1-9][0-9]{1,14}"
 NUMBER = rf"{E164}|[0-9]+"
 HHMM = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]"
@@ -39,81 +50,6 @@ ENDPOINT = r"[A-Za-z][A-Za-z0-9_]*/\S+"
 MAILBOX = r"[^@\s]+(?:@[^@\s]+)?"
 REGION = r"[A-Z]{2}"
 ENV_REFERENCE = r"\$\{[A-Za-z_][A-Za-z0-9_]*\}"
-
-
-@dataclass(frozen=True, slots=True)
-class Text:
-    """A string, after `${NAME}` substitution. `expect` says in words what `pattern` wants."""
-
-    pattern: str | None = None
-    expect: str = ""
-    choices: tuple[str, ...] = ()
-    secret: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Integer:
-    minimum: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Number:
-    """A positive number of seconds (an integer is fine)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Flag:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class ListOf:
-    item: Shape
-    min_items: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class MapOf:
-    """A mapping whose keys are chosen by the operator (names, days, DTMF keys)."""
-
-    value: Shape
-    key: Text = Text(NAME, "a name of letters, digits, '-' and '_'")
-    min_items: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Field:
-    """A key of an `Obj`. A `secret` text may instead be given as `<name>_file: PATH`."""
-
-    name: str
-    shape: Shape
-    required: bool = False
-    default: Any = None
-    doc: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Obj:
-    """A mapping with fixed keys; exactly one key of `one_of` must be present when it is not empty."""
-
-    fields: tuple[Field, ...]
-    doc: str = ""
-    one_of: tuple[str, ...] = ()
-
-    def defaults(self) -> dict[str, Any]:
-        """The object an absent key of this shape stands for."""
-        return {f.name: f.default for f in self.fields if f.default is not None}
-
-
-@dataclass(frozen=True, slots=True)
-class Tagged:
-    """An `Obj` chosen by the value of its `tag` key."""
-
-    tag: str
-    variants: Mapping[str, Obj]
-
-
-Shape = Text | Integer | Number | Flag | ListOf | MapOf | Obj | Tagged
 
 
 def _default(cls: type[Any], name: str) -> Any:
