@@ -26,7 +26,7 @@ from callkeeper.service.control import CallHistoryWithFollowups, LiveDaemon
 from callkeeper.service.records import RecordWriter
 from callkeeper.service.systemd import Notifier, watchdog_loop
 from callkeeper.service.translate import WANTED_EVENTS
-from callkeeper.store.base import Store, open_store
+from callkeeper.store import Store, open_store
 
 log = structlog.get_logger(__name__)
 

@@ -225,19 +225,3 @@ def redact_url(url: str) -> str:
     if at and ":" in userinfo:
         url = url.replace(netloc, f"{userinfo.partition(':')[0]}:***@{hostport}", 1)
     return _PASSWORD_PARAMETER.sub(r"\1***", url)
-
-
-async def open_store(url: str, host: str) -> Store:
-    """Open (and migrate) the store at `url`: `sqlite:///abs/path.db`, `sqlite:///:memory:` or
-    `postgresql://user:pass@host:port/db`. `host` names this daemon in heartbeats and leases."""
-    # The backends import this module, hence they are imported here, when first needed.
-    scheme = url.partition(":")[0].lower()
-    if scheme == "sqlite":
-        from callkeeper.store.sqlite import SqliteStore  # noqa: PLC0415
-
-        return await SqliteStore.open(url, host)
-    if scheme in ("postgresql", "postgres"):
-        from callkeeper.store.postgres import PostgresStore  # noqa: PLC0415
-
-        return await PostgresStore.open(url, host)
-    raise StoreError(f"unsupported storage URL {redact_url(url)!r}: use sqlite:///path or postgresql://...")
