@@ -9,6 +9,7 @@ API token). Problems are collected, never raised one by one.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 import string
@@ -48,6 +49,7 @@ from callkeeper.config.model import (
     Webhook,
 )
 from callkeeper.config.shapes import (
+    MAX_FILE_BYTES,
     Checker,
     ConfigError,
     ConfigProblem,
@@ -57,9 +59,17 @@ from callkeeper.config.shapes import (
     compose,
     did_you_mean,
     join,
+    read_limited,
 )
 
-__all__ = ["ConfigError", "ConfigProblem", "check_config", "load_config", "load_config_text"]
+__all__ = [
+    "ConfigError",
+    "ConfigProblem",
+    "check_config",
+    "load_config",
+    "load_config_in_thread",
+    "load_config_text",
+]
 
 _WHOLE_DAY = TimeRange(time(0, 0), time.max)
 _MISSED_CALL_ACTIONS = (DestinationKind.VOICEMAIL, DestinationKind.LINE, DestinationKind.EXTERNAL)
@@ -70,17 +80,23 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     relative `<key>_file` paths are relative to the file's directory."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+        text = read_limited(file, MAX_FILE_BYTES)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
         raise ConfigError([ConfigProblem("", 0, f"cannot read the file: {error}")], str(file)) from None
     return load_config_text(text, str(file), os.environ if env is None else env, base_dir=file.parent)
+
+
+async def load_config_in_thread(path: str | os.PathLike[str]) -> Config:
+    """`load_config` in a worker thread, for a reload: parsing a big file must not stall the event
+    loop (and the systemd watchdog with it)."""
+    return await asyncio.to_thread(load_config, path)
 
 
 def load_config_text(
     text: str, source_name: str, env: Mapping[str, str], *, base_dir: Path | None = None
 ) -> Config:
     checker = Checker(env, base_dir or Path.cwd())
-    data = checker.check_obj(compose(text, source_name), json_schema.FILE, "")
+    data = checker.check_file(compose(text, source_name), json_schema.FILE)
     config = _Builder(checker.problems).build(data) if data is not None else None
     if checker.problems.found or config is None:
         raise ConfigError(checker.problems.found, source_name)
@@ -673,10 +689,19 @@ class _Builder:
         self, template: str, path: str, allowed: Iterable[str], required: str | None = None
     ) -> None:
         try:
-            fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+            parsed = [
+                (name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template)
+            ]
         except ValueError as error:
             self.problems.add(path, f"bad template: {error} (write a literal brace as {{{{ or }}}})")
             return
+        fields = {name for name, _, _ in parsed if name is not None}
+        for name, spec, conversion in parsed:
+            if spec or conversion:
+                # A spec like {line_name:>999999999} would make a gigabyte of text at send time.
+                self.problems.add(
+                    path, f"write variables plainly, like {{{name}}}: no format specs or conversions"
+                )
         allowed = set(allowed)
         for name in sorted(fields - allowed):
             variables = ", ".join(f"{{{variable}}}" for variable in sorted(allowed))
@@ -699,5 +724,5 @@ class _Builder:
         scheme, _, rest = url.partition("://")
         if scheme == "sqlite" and not rest.strip("/"):
             self.problems.add("storage", "sqlite:/// needs a database file path")
-        if scheme == "postgresql" and not urlsplit(url).hostname and "host=" not in url:
-            self.problems.add("storage", "postgresql:// needs a host")
+        if scheme in ("postgresql", "postgres") and not urlsplit(url).hostname and "host=" not in url:
+            self.problems.add("storage", f"{scheme}:// needs a host")

@@ -10,18 +10,18 @@ raising. It knows nothing of callkeeper: `config.json_schema` says what callkeep
 from __future__ import annotations
 
 import difflib
-import math
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 
 import yaml
-from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from callkeeper.config.model import Secret
+from callkeeper.config.redaction import redact
 
 Data: TypeAlias = "str | int | float | bool | list[Data] | dict[str, Data]"
 Section: TypeAlias = "dict[str, Data]"
@@ -30,7 +30,20 @@ NAME = r"[A-Za-z0-9][A-Za-z0-9_-]*"
 _TAG = "tag:yaml.org,2002:"
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _YAML_LOADER = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader  # same nodes, faster
-_SCALARS = SafeConstructor()
+# Numbers are written in plain decimal: YAML 1.1 would also read 0x1f, 017 (octal), 1:30 (base 60),
+# and `!!int` / `!!float` / `!!bool` tags on anything, none of which an operator means for seconds.
+_INTEGER = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+_DECIMAL = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?")
+_NOT_FINITE = re.compile(r"[-+]?\.(?:inf|nan)", re.I)
+_MAX_DIGITS = 15
+_FLAGS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+MAX_FILE_BYTES = 1024 * 1024
+MAX_SECRET_FILE_BYTES = 64 * 1024
+# Aliases and merge keys can make a small file stand for a huge (or endless) one: the checker visits
+# at most this many values and follows merges at most this deep.
+MAX_VALUES = 100_000
+MAX_MERGE_DEPTH = 16
+_SHOWN_CHARACTERS = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +58,17 @@ class Text:
 
 @dataclass(frozen=True, slots=True)
 class Integer:
-    minimum: int | None = None
+    """A whole number from `minimum` to `maximum`."""
+
+    minimum: int
+    maximum: int
 
 
 @dataclass(frozen=True, slots=True)
 class Number:
-    """A positive number of seconds (an integer is fine)."""
+    """A positive number of seconds up to `maximum` (an integer is fine)."""
+
+    maximum: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +136,8 @@ class ConfigProblem:
 
     def format(self, source: str) -> str:
         where = f"{source}:{self.line}" if self.line else source
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        path = self.path if len(self.path) <= _SHOWN_CHARACTERS * 2 else f"{self.path[:_SHOWN_CHARACTERS]}..."
+        return f"{where}: {path}: {self.message}" if path else f"{where}: {self.message}"
 
 
 class ConfigError(Exception):
@@ -131,11 +150,15 @@ class ConfigError(Exception):
         super().__init__("\n".join(self.lines()))
 
     def lines(self) -> list[str]:
-        return [problem.format(self.source) for problem in self.problems]
+        return [redact(problem.format(self.source)) for problem in self.problems]
 
 
 def compose(text: str, source: str) -> Node:
-    """The node tree of `text`; a `ConfigError` if it is not YAML or empty."""
+    """The node tree of `text`; a `ConfigError` if it is not YAML, empty or too big."""
+    if len(text) > MAX_FILE_BYTES:
+        raise ConfigError(
+            [ConfigProblem("", 0, f"the file is larger than {MAX_FILE_BYTES // 1024} KiB")], source
+        )
     try:
         root = yaml.compose(text, Loader=_YAML_LOADER)
     except yaml.MarkedYAMLError as error:
@@ -170,11 +193,19 @@ def _describe(node: Node) -> str:
     kind = node.tag.removeprefix(_TAG)
     if kind == "null":
         return "nothing"
-    if kind in ("int", "float"):
-        return f"the number {node.value}"
-    if kind == "bool":
+    if kind in ("int", "float") and _DECIMAL.fullmatch(node.value):
+        return f"the number {shown(node.value, quoted=False)}"
+    if kind == "bool" and node.value.lower() in _FLAGS:
         return str(node.value)
-    return f"{node.value!r}"
+    return shown(node.value)
+
+
+def shown(value: str, *, quoted: bool = True) -> str:
+    """`value` as a message may quote it: short, and without credentials."""
+    text = repr(value) if quoted else value
+    if len(text) > _SHOWN_CHARACTERS:
+        text = f"{text[: _SHOWN_CHARACTERS - 5]}... ({len(value)} characters)"
+    return redact(text)
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
@@ -207,38 +238,39 @@ class Checker:
         self.env = env
         self.base_dir = base_dir
         self.problems = Problems()
+        self.values_left = MAX_VALUES
+
+    def check_file(self, root: Node, shape: Obj) -> Section | None:
+        """The whole file: `check_obj` of the root, stopped (with one problem) if aliases and merge
+        keys make it stand for more than `MAX_VALUES` values."""
+        try:
+            return self.check_obj(root, shape, "")
+        except _TooManyValues:
+            self.problems.add(
+                "", f"aliases and merge keys expand the file to more than {MAX_VALUES} values", 0
+            )
+            return None
+
+    def visit(self) -> None:
+        self.values_left -= 1
+        if self.values_left < 0:
+            raise _TooManyValues
 
     def check(self, node: Node, shape: Shape, path: str) -> Data | None:
         """The value of `node` if it has `shape`, else None (with the problems recorded)."""
+        self.visit()
         match shape:
             case Text():
                 return self.check_text(node, shape, path)
-            case Integer(minimum=minimum):
-                if not (isinstance(node, ScalarNode) and node.tag == _TAG + "int"):
-                    self.problems.add(path, f"expected an integer, got {_describe(node)}")
-                    return None
-                number = _SCALARS.construct_yaml_int(node)
-                if minimum is not None and number < minimum:
-                    self.problems.add(path, f"must be at least {minimum}, not {number}")
-                    return None
-                return number
+            case Integer():
+                return self.check_integer(node, shape, path)
             case Number():
-                if not (isinstance(node, ScalarNode) and node.tag in (_TAG + "int", _TAG + "float")):
-                    self.problems.add(path, f"expected a number of seconds, got {_describe(node)}")
-                    return None
-                if node.tag == _TAG + "int":
-                    seconds = float(_SCALARS.construct_yaml_int(node))
-                else:
-                    seconds = _SCALARS.construct_yaml_float(node)
-                if not 0 < seconds < math.inf:
-                    self.problems.add(path, f"must be a positive number of seconds, not {node.value}")
-                    return None
-                return seconds
+                return self.check_seconds(node, shape, path)
             case Flag():
-                if not (isinstance(node, ScalarNode) and node.tag == _TAG + "bool"):
+                value = _FLAGS.get(node.value.lower()) if _scalar_of(node, "bool") else None
+                if value is None:
                     self.problems.add(path, f"expected true or false, got {_describe(node)}")
-                    return None
-                return _SCALARS.construct_yaml_bool(node)
+                return value
             case ListOf():
                 return self.check_list(node, shape, path)
             case MapOf():
@@ -248,6 +280,45 @@ class Checker:
             case Tagged():
                 return self.check_tagged(node, shape, path)
         raise AssertionError(shape)
+
+    def check_integer(self, node: Node, shape: Integer, path: str) -> int | None:
+        if not _scalar_of(node, "int"):
+            self.problems.add(path, f"expected an integer, got {_describe(node)}")
+            return None
+        if not _INTEGER.fullmatch(node.value):
+            self.problems.add(path, f"expected a plain decimal integer, got {_describe(node)}")
+            return None
+        # Past any range, and converting 5,000 digits is refused by Python (or slow).
+        beyond = 10**_MAX_DIGITS * (-1 if node.value.startswith("-") else 1)
+        number = int(node.value) if len(node.value.lstrip("+-")) <= _MAX_DIGITS else beyond
+        given = shown(node.value, quoted=False)
+        if number < shape.minimum:
+            self.problems.add(path, f"must be at least {shape.minimum}, not {given}")
+            return None
+        if number > shape.maximum:
+            self.problems.add(path, f"must be at most {shape.maximum}, not {given}")
+            return None
+        return number
+
+    def check_seconds(self, node: Node, shape: Number, path: str) -> float | None:
+        if not (_scalar_of(node, "int") or _scalar_of(node, "float")):
+            self.problems.add(path, f"expected a number of seconds, got {_describe(node)}")
+            return None
+        if _NOT_FINITE.fullmatch(node.value):
+            seconds = 0.0  # not positive: reported below
+        elif _DECIMAL.fullmatch(node.value):
+            seconds = float(node.value)
+        else:
+            self.problems.add(path, f"expected a plain decimal number of seconds, got {_describe(node)}")
+            return None
+        value = shown(node.value, quoted=False)
+        if seconds <= 0:
+            self.problems.add(path, f"must be a positive number of seconds, not {value}")
+            return None
+        if seconds > shape.maximum:
+            self.problems.add(path, f"must be at most {shape.maximum:g} seconds, not {value}")
+            return None
+        return seconds
 
     def check_text(self, node: Node, shape: Text, path: str) -> str | None:
         expect = shape.expect or "a string"
@@ -261,15 +332,15 @@ class Checker:
             self.problems.add(path, "must not be empty")
             return None
         # What came from the environment is not repeated: it may be a credential.
-        shown = repr(value) if value == node.value else f"{node.value!r} (substituted)"
+        given = shown(value) if value == node.value else f"{shown(node.value)} (substituted)"
         if shape.choices and value not in shape.choices:
             choices = ", ".join(shape.choices)
             self.problems.add(
-                path, f"must be one of {choices}, not {shown}{did_you_mean(value, shape.choices)}"
+                path, f"must be one of {choices}, not {given}{did_you_mean(value, shape.choices)}"
             )
             return None
         if shape.pattern is not None and not re.fullmatch(shape.pattern, value):
-            self.problems.add(path, f"expected {expect}, got {shown}")
+            self.problems.add(path, f"expected {expect}, got {given}")
             return None
         return Secret(value) if shape.secret else value
 
@@ -298,8 +369,8 @@ class Checker:
             return None
         file = self.base_dir / name
         try:
-            content = file.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as error:
+            content = read_limited(file, MAX_SECRET_FILE_BYTES, regular=True).strip()
+        except (OSError, UnicodeDecodeError, ValueError) as error:
             self.problems.add(path, f"cannot read {file}: {getattr(error, 'strerror', None) or error}")
             return None
         if not content:
@@ -335,7 +406,7 @@ class Checker:
             entry_path = join(path, key)
             self.problems.lines[entry_path] = line
             if shape.key.pattern is not None and not re.fullmatch(shape.key.pattern, key):
-                self.problems.add(entry_path, f"expected {shape.key.expect} as the key, got {key!r}")
+                self.problems.add(entry_path, f"expected {shape.key.expect} as the key, got {shown(key)}")
                 continue
             value = self.check(value_node, shape.value, entry_path)
             if value is None and isinstance(shape.value, Obj | Tagged):
@@ -355,7 +426,9 @@ class Checker:
         known |= {f"{f.name}_file" for f in shape.fields if isinstance(f.shape, Text) and f.shape.secret}
         for key, line, _ in pairs:
             if key not in known:
-                self.problems.add(join(path, key), f"unknown key {key!r}{did_you_mean(key, known)}", line)
+                self.problems.add(
+                    join(path, key), f"unknown key {shown(key)}{did_you_mean(key, known)}", line
+                )
         section: Section = {}
         for f in shape.fields:
             field_path = join(path, f.name)
@@ -425,8 +498,11 @@ class Checker:
             return None
         return self.check_obj(node, variant, path)
 
-    def pairs(self, node: Node, path: str) -> list[tuple[str, int, Node]] | None:
-        """The (key, line, value) of a mapping, duplicate keys reported and `<<` merges resolved."""
+    def pairs(
+        self, node: Node, path: str, merging: tuple[Node, ...] = ()
+    ) -> list[tuple[str, int, Node]] | None:
+        """The (key, line, value) of a mapping, duplicate keys reported and `<<` merges resolved;
+        `merging` are the mappings whose merge keys led here."""
         if not isinstance(node, MappingNode):
             self.problems.add(path, f"expected a mapping, got {_describe(node)}")
             return None
@@ -434,10 +510,9 @@ class Checker:
         pairs: list[tuple[str, int, Node]] = []
         merged: list[tuple[str, int, Node]] = []
         for key_node, value_node in node.value:
+            self.visit()
             if key_node.tag == _TAG + "merge":
-                sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
-                for source in sources:
-                    merged.extend(self.pairs(source, path) or [])
+                merged.extend(self.merge(value_node, path, (*merging, node), _line(key_node)))
                 continue
             if not isinstance(key_node, ScalarNode):
                 self.problems.add(
@@ -447,7 +522,7 @@ class Checker:
             key, line = key_node.value, _line(key_node)
             if key in first_line:
                 self.problems.add(
-                    join(path, key), f"duplicate key {key!r} (first at line {first_line[key]})", line
+                    join(path, key), f"duplicate key {shown(key)} (first at line {first_line[key]})", line
                 )
                 continue
             first_line[key] = line
@@ -457,3 +532,38 @@ class Checker:
                 first_line[key] = line
                 pairs.append((key, line, value_node))
         return pairs
+
+    def merge(
+        self, value_node: Node, path: str, merging: tuple[Node, ...], line: int
+    ) -> list[tuple[str, int, Node]]:
+        """The pairs a `<<` key brings in: of one mapping or of a list of them."""
+        sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+        merged: list[tuple[str, int, Node]] = []
+        for source in sources:
+            if any(source is outer for outer in merging):
+                self.problems.add(path, "the merge key << brings in a mapping that contains it", line)
+            elif len(merging) > MAX_MERGE_DEPTH:
+                self.problems.add(path, f"merge keys << nest deeper than {MAX_MERGE_DEPTH}", line)
+            else:
+                merged.extend(self.pairs(source, path, merging) or [])
+        return merged
+
+
+class _TooManyValues(Exception):
+    pass
+
+
+def _scalar_of(node: Node, kind: str) -> bool:
+    return isinstance(node, ScalarNode) and node.tag == _TAG + kind
+
+
+def read_limited(file: Path, limit: int, *, regular: bool = False) -> str:
+    """The text of `file`; a `ValueError` if it is larger than `limit` bytes or, with `regular`,
+    not a regular file (a device or a pipe might never end)."""
+    if regular and not stat.S_ISREG(file.stat().st_mode):
+        raise ValueError("not a regular file")
+    with file.open("rb") as opened:
+        data = opened.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"larger than {limit // 1024} KiB")
+    return data.decode("utf-8")

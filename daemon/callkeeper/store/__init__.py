@@ -9,7 +9,6 @@ from callkeeper.store.base import (
     SchemaTooNewError,
     Store,
     StoreError,
-    redact_url,
 )
 
 __all__ = [
@@ -21,5 +20,4 @@ __all__ = [
     "Store",
     "StoreError",
     "open_store",
-    "redact_url",
 ]

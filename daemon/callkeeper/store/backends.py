@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from callkeeper.store.base import Store, StoreError, redact_url
+from callkeeper.config.redaction import redact
+from callkeeper.store.base import Store, StoreError
 from callkeeper.store.postgres import PostgresStore
 from callkeeper.store.sqlite import SqliteStore
 
@@ -15,4 +16,4 @@ async def open_store(url: str, host: str) -> Store:
         return await SqliteStore.open(url, host)
     if scheme in ("postgresql", "postgres"):
         return await PostgresStore.open(url, host)
-    raise StoreError(f"unsupported storage URL {redact_url(url)!r}: use sqlite:///path or postgresql://...")
+    raise StoreError(f"unsupported storage URL {redact(url)!r}: use sqlite:///path or postgresql://...")

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import enum
-import re
-import urllib.parse
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from callkeeper.records import CallRecord, Followup
-
-_PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&#]*")
 
 
 class StoreError(Exception):
@@ -216,12 +212,3 @@ class Store(Protocol):
         """True if the store accepted a write just now."""
 
     async def close(self) -> None: ...
-
-
-def redact_url(url: str) -> str:
-    """The URL as it may appear in a log line or an error: any password replaced by `***`."""
-    netloc = urllib.parse.urlsplit(url).netloc
-    userinfo, at, hostport = netloc.rpartition("@")
-    if at and ":" in userinfo:
-        url = url.replace(netloc, f"{userinfo.partition(':')[0]}:***@{hostport}", 1)
-    return _PASSWORD_PARAMETER.sub(r"\1***", url)
