@@ -2,7 +2,7 @@
 #
 #   make venv          .venv with callkeeper and its dev tools (pip install -e '.[dev]')
 #   make test          pytest (starts the sandbox Asterisk itself), then lint
-#   make lint          ruff and mypy
+#   make lint          ruff and mypy (strict) on daemon, tests and bench
 #   make sandbox-up    the sandbox Asterisk with the test dialplan, left running
 #                      (pytest reuses it with CALLKEEPER_SANDBOX_REUSE=1)
 #   make sandbox-down  stop it (the rootfs stays cached: the next start takes a second)
@@ -29,7 +29,7 @@ test: venv
 	$(MAKE) --no-print-directory lint
 
 lint: venv
-	$(BIN)/ruff check daemon tests
+	$(BIN)/ruff check daemon tests bench
 	$(BIN)/mypy
 
 sandbox-up:

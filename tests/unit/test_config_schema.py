@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +36,14 @@ def test_example_validates(validator: jsonschema.Draft202012Validator) -> None:
 
 
 def test_schema_shows_the_model_defaults(validator: jsonschema.Draft202012Validator) -> None:
-    ring_group = validator.schema["properties"]["ring_groups"]["additionalProperties"]
+    schema = validator.schema
+    assert isinstance(schema, Mapping)
+    ring_group = schema["properties"]["ring_groups"]["additionalProperties"]
     assert ring_group["properties"]["ring_seconds"]["default"] == 20
     assert ring_group["properties"]["strategy"]["default"] == "ring_all"
-    line = validator.schema["properties"]["lines"]["additionalProperties"]
+    line = schema["properties"]["lines"]["additionalProperties"]
     assert line["properties"]["after_hours"]["default"] == "voicemail"
-    assert validator.schema["properties"]["http"]["default"] == {"listen": "127.0.0.1:8090"}
+    assert schema["properties"]["http"]["default"] == {"listen": "127.0.0.1:8090"}
 
 
 SMALL = {"asterisk": {"password": "pw"}, "lines": {"main": {"numbers": ["100"], "route": "voicemail"}}}
