@@ -1,7 +1,7 @@
 # callkeeper: developer and CI entry points. `make test` is what CI runs (.ci/run).
 #
 #   make venv          .venv with callkeeper and its dev tools (pip install -e '.[dev]')
-#   make test          pytest (starts the sandbox Asterisk itself), then lint
+#   make test          pytest (starts the sandbox Asterisk itself) with a coverage report, then lint
 #   make lint          ruff and mypy (strict) on daemon, tests and bench
 #   make sandbox-up    the sandbox Asterisk with the test dialplan, left running
 #                      (pytest reuses it with CALLKEEPER_SANDBOX_REUSE=1)
@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 test: venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov --cov-report=term
 	$(MAKE) --no-print-directory lint
 
 lint: venv
