@@ -37,7 +37,7 @@ from callkeeper.config.loader import load_config
 from callkeeper.logs import setup_logging
 from callkeeper.run import Daemon
 from callkeeper.service.call_runner import CallService
-from callkeeper.store.base import open_store
+from callkeeper.store import open_store
 
 JOURNAL = DATA / "journal.jsonl.gz"
 PASSWORD_VARIABLE = "CALLKEEPER_ARI_PASSWORD"

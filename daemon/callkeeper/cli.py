@@ -17,8 +17,8 @@ from callkeeper.api.client import (
     fetch_calls,
     format_calls_table,
 )
+from callkeeper.config.json_schema import json_schema
 from callkeeper.config.loader import ConfigError, check_config, load_config
-from callkeeper.config.schema import json_schema
 from callkeeper.logs import setup_logging
 from callkeeper.run import run_daemon
 

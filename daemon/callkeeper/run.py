@@ -17,7 +17,7 @@ from callkeeper.ari.connection import AriConnection
 from callkeeper.ari.errors import AriAuthError
 from callkeeper.ari.rest import AriRestClient
 from callkeeper.calls import inputs as ev
-from callkeeper.config.loader import ConfigError, load_config
+from callkeeper.config.loader import ConfigError, load_config, load_config_in_thread
 from callkeeper.config.model import Config
 from callkeeper.followups.service import FollowupService
 from callkeeper.records import now_utc
@@ -26,7 +26,7 @@ from callkeeper.service.control import CallHistoryWithFollowups, LiveDaemon
 from callkeeper.service.record_writer import RecordWriter
 from callkeeper.service.systemd import Notifier, watchdog_loop
 from callkeeper.service.translate import WANTED_EVENTS
-from callkeeper.store.base import Store, open_store
+from callkeeper.store import Store, open_store
 
 log = structlog.get_logger(__name__)
 
@@ -83,9 +83,9 @@ class Daemon:
         log.info("ready", app=app, calls_in_progress=self.service.calls_in_progress())
         self.notifier.ready(f"connected to ARI, {self.service.calls_in_progress()} calls in progress")
 
-    def reload(self) -> None:
+    async def reload(self) -> None:
         try:
-            config = load_config(self.config_path)
+            config = await load_config_in_thread(self.config_path)
         except (ConfigError, OSError) as error:
             log.error("reload_rejected", path=str(self.config_path), errors=str(error))
             return
@@ -98,7 +98,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
         self.writer.start()
         await self.control.restore()
         self.followups.start()
