@@ -1,8 +1,8 @@
 # callkeeper: developer and CI entry points. `make test` is what CI runs (.ci/run).
 #
 #   make venv          .venv with callkeeper and its dev tools (pip install -e '.[dev]')
-#   make test          pytest (starts the sandbox Asterisk itself), then lint
-#   make lint          ruff and mypy
+#   make test          pytest (starts the sandbox Asterisk itself) with a coverage report, then lint
+#   make lint          ruff and mypy (strict) on daemon, tests and bench
 #   make sandbox-up    the sandbox Asterisk with the test dialplan, left running
 #                      (pytest reuses it with CALLKEEPER_SANDBOX_REUSE=1)
 #   make sandbox-down  stop it (the rootfs stays cached: the next start takes a second)
@@ -18,18 +18,18 @@ BIN := $(VENV)/bin
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
 test: venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov --cov-report=term
 	$(MAKE) --no-print-directory lint
 
 lint: venv
-	$(BIN)/ruff check daemon tests
+	$(BIN)/ruff check daemon tests bench
 	$(BIN)/mypy
 
 sandbox-up:

@@ -35,9 +35,9 @@ from callkeeper.ari.rest import AriRestClient
 from callkeeper.calls import inputs as ev
 from callkeeper.config.loader import load_config
 from callkeeper.logs import setup_logging
-from callkeeper.service.calls import CallService
-from callkeeper.service.daemon import Daemon
-from callkeeper.store.base import open_store
+from callkeeper.run import Daemon
+from callkeeper.service.call_runner import CallService
+from callkeeper.store import open_store
 
 JOURNAL = DATA / "journal.jsonl.gz"
 PASSWORD_VARIABLE = "CALLKEEPER_ARI_PASSWORD"

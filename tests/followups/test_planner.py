@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 import aiohttp
 import pytest
@@ -46,7 +47,7 @@ class Planning:
         self.store = store
         self.service = FollowupService(settings, store, session=session, host="host-a", clock=self.clock)
 
-    async def text_for(self, record_id: str, **changes: object) -> OutboxItem | None:
+    async def text_for(self, record_id: str, **changes: Any) -> OutboxItem | None:
         record = call(record_id, **changes)
         await self.service.on_call_finished(record)
         texts = [i for i in await self.store.outbox_for_call(record_id) if i.kind is OutboxKind.SMS]

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 import pytest
 
@@ -145,10 +146,12 @@ async def test_retries_back_off_exponentially_then_fail_for_good(harness: Harnes
     await harness.add("sms:1")
     expected = ExponentialBackoff(initial=10.0, maximum=100.0, seed=7)
     harness.worker.start()
+
+    def delivered_up_to(attempt: int) -> bool:
+        return harness.deliverer.delivered == [("sms:1", n) for n in range(1, attempt + 1)]
+
     for attempt in (1, 2):
-        await eventually(
-            lambda a=attempt: harness.deliverer.delivered == [("sms:1", n) for n in range(1, a + 1)]
-        )
+        await eventually(partial(delivered_up_to, attempt))
         await eventually(lambda: harness.status_is("sms:1", OutboxStatus.PENDING))
         item = await harness.item("sms:1")
         delay = max(1.0, expected.next_delay(attempt - 1))

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import aiohttp
 
@@ -138,6 +138,24 @@ async def hang_up_everything(sandbox: Sandbox) -> None:
 
 async def _no_channels(sandbox: Sandbox) -> bool:
     return not await list_channels(sandbox)
+
+
+@overload
+async def wait_until(
+    predicate: Callable[[], Awaitable[T]],
+    within: float = ...,
+    interval: float = ...,
+    what: str = ...,
+) -> T: ...
+
+
+@overload
+async def wait_until(
+    predicate: Callable[[], T],
+    within: float = ...,
+    interval: float = ...,
+    what: str = ...,
+) -> T: ...
 
 
 async def wait_until(

@@ -139,7 +139,7 @@ def test_the_image() -> None:
     assert json.loads(instructions["ENTRYPOINT"][-1]) == ["callkeeper"]
     assert json.loads(instructions["CMD"][-1]) == ["run", "--config", "/etc/callkeeper/callkeeper.yaml"]
     assert "urllib.request" in instructions["HEALTHCHECK"][-1]
-    assert "callkeeper = callkeeper.cli:main" in (ROOT / "setup.cfg").read_text()
+    assert 'callkeeper = "callkeeper.cli:main"' in (ROOT / "pyproject.toml").read_text()
 
 
 def test_the_build_context_lets_in_the_package_and_no_secrets() -> None:
@@ -150,4 +150,4 @@ def test_the_build_context_lets_in_the_package_and_no_secrets() -> None:
     ]
 
     assert lines[0] == "*"  # an allow list: everything else, docker/.env included, stays out
-    assert {"!daemon/", "!setup.cfg", "!pyproject.toml"} <= set(lines)
+    assert {"!daemon/", "!pyproject.toml"} <= set(lines)

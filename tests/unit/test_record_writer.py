@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from callkeeper.records import CallRecord
-from callkeeper.service.records import RecordWriter
+from callkeeper.service.record_writer import RecordWriter
 from tests.followups.builders import call
 
 

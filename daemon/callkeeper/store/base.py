@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import re
 import urllib.parse
 import uuid
 from dataclasses import dataclass
@@ -11,8 +10,6 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from callkeeper.records import CallRecord, Followup
-
-_PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&#]*")
 
 
 class StoreError(Exception):
@@ -240,28 +237,3 @@ class Store(Protocol):
         """True if the store accepted a write just now."""
 
     async def close(self) -> None: ...
-
-
-def redact_url(url: str) -> str:
-    """The URL as it may appear in a log line or an error: any password replaced by `***`."""
-    netloc = urllib.parse.urlsplit(url).netloc
-    userinfo, at, hostport = netloc.rpartition("@")
-    if at and ":" in userinfo:
-        url = url.replace(netloc, f"{userinfo.partition(':')[0]}:***@{hostport}", 1)
-    return _PASSWORD_PARAMETER.sub(r"\1***", url)
-
-
-async def open_store(url: str, host: str) -> Store:
-    """Open (and migrate) the store at `url`: `sqlite:///abs/path.db`, `sqlite:///:memory:` or
-    `postgresql://user:pass@host:port/db`. `host` names this daemon in heartbeats and leases."""
-    # The backends import this module, hence they are imported here, when first needed.
-    scheme = url.partition(":")[0].lower()
-    if scheme == "sqlite":
-        from callkeeper.store.sqlite import SqliteStore  # noqa: PLC0415
-
-        return await SqliteStore.open(url, host)
-    if scheme in ("postgresql", "postgres"):
-        from callkeeper.store.postgres import PostgresStore  # noqa: PLC0415
-
-        return await PostgresStore.open(url, host)
-    raise StoreError(f"unsupported storage URL {redact_url(url)!r}: use sqlite:///path or postgresql://...")

@@ -12,7 +12,8 @@ from typing import Any
 
 import asyncpg
 
-from callkeeper.store.base import StoreError, redact_url
+from callkeeper.config.redaction import redact
+from callkeeper.store.base import StoreError
 from callkeeper.store.schema import pending
 from callkeeper.store.sql import CLAIM_SET, DUE_PENDING, EXPIRED_LEASES, OUTBOX_COLUMNS, Row, SqlStore, utc
 
@@ -50,7 +51,7 @@ class PostgresStore(SqlStore):
         try:
             pool = await asyncpg.create_pool(url, min_size=1, max_size=POOL_MAX_SIZE)
         except Exception as exc:
-            raise StoreError(f"cannot connect to PostgreSQL at {redact_url(url)}: {exc}") from exc
+            raise StoreError(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from exc
         store = cls(pool, host)
         try:
             await store._migrate()

@@ -17,16 +17,16 @@ from callkeeper.ari.connection import AriConnection
 from callkeeper.ari.errors import AriAuthError
 from callkeeper.ari.rest import AriRestClient
 from callkeeper.calls import inputs as ev
-from callkeeper.config.loader import ConfigError, load_config
+from callkeeper.config.loader import ConfigError, load_config, load_config_in_thread
 from callkeeper.config.model import Config
 from callkeeper.followups.service import FollowupService
 from callkeeper.records import now_utc
-from callkeeper.service.calls import CallService
+from callkeeper.service.call_runner import CallService
 from callkeeper.service.control import CallHistoryWithFollowups, LiveDaemon
-from callkeeper.service.records import RecordWriter
+from callkeeper.service.record_writer import RecordWriter
 from callkeeper.service.systemd import Notifier, watchdog_loop
 from callkeeper.service.translate import WANTED_EVENTS
-from callkeeper.store.base import Store, open_store
+from callkeeper.store import Store, open_store
 
 log = structlog.get_logger(__name__)
 
@@ -85,9 +85,9 @@ class Daemon:
         log.info("ready", app=app, calls_in_progress=self.service.calls_in_progress())
         self.notifier.ready(f"connected to ARI, {self.service.calls_in_progress()} calls in progress")
 
-    def reload(self) -> None:
+    async def reload(self) -> None:
         try:
-            config = load_config(self.config_path)
+            config = await load_config_in_thread(self.config_path)
         except (ConfigError, OSError) as error:
             log.error("reload_rejected", path=str(self.config_path), errors=str(error))
             return
@@ -100,7 +100,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
         self.writer.start()
         await self.control.restore()
         self.followups.start()
@@ -125,7 +125,7 @@ class Daemon:
                     return EXIT_FATAL
             log.info("stopping", calls_in_progress=self.service.calls_in_progress())
             self.notifier.stopping()
-            self.service.engine.accepting = False
+            self.service.feed(ev.StopAccepting(now_utc()))
             await self.service.drain(self.config.shutdown_grace_seconds)
             return EXIT_OK
         finally:
@@ -136,6 +136,8 @@ class Daemon:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await connection
             await api.cleanup()
+            await self.service.close()
+            await self.control.close()
             await self.writer.close()
             await self.followups.close()
             await self.store.close()

@@ -1,9 +1,9 @@
-"""The shape of callkeeper.yaml, written once.
+"""The schema of callkeeper.yaml, written once as shapes and rendered as JSON Schema.
 
-`config.loader` checks a file against `FILE` (keys, types, required keys, formats) before it checks
-meaning; `json_schema()` renders the same shape as a JSON Schema (draft 2020-12) for editors. The
-committed `callkeeper.schema.json` next to this module is regenerated with
-`python -m callkeeper.config.schema`.
+`config.loader` checks a file against `FILE` (keys, types, required keys, formats, ranges) before
+it checks meaning; `json_schema()` renders the same shape as a JSON Schema (draft 2020-12) for
+editors. The committed `callkeeper.schema.json` next to this module is regenerated with
+`python -m callkeeper.config.json_schema`.
 """
 
 from __future__ import annotations
@@ -12,16 +12,27 @@ import dataclasses
 import enum
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from callkeeper.config import model
+from callkeeper.config.shapes import (
+    NAME,
+    Field,
+    Flag,
+    Integer,
+    ListOf,
+    MapOf,
+    Number,
+    Obj,
+    Shape,
+    Tagged,
+    Text,
+)
 
 SCHEMA_PATH = Path(__file__).with_name("callkeeper.schema.json")
 
 # Formats, as regular expressions that both Python and ECMA-262 read the same way (full match).
-NAME = r"[A-Za-z0-9][A-Za-z0-9_-]*"
 E164 = r"\+[1-9][0-9]{1,14}"
 NUMBER = rf"{E164}|[0-9]+"
 HHMM = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]"
@@ -40,81 +51,6 @@ HOST_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?"
 MAILBOX = r"[^@\s]+(?:@[^@\s]+)?"
 REGION = r"[A-Z]{2}"
 ENV_REFERENCE = r"\$\{[A-Za-z_][A-Za-z0-9_]*\}"
-
-
-@dataclass(frozen=True, slots=True)
-class Text:
-    """A string, after `${NAME}` substitution. `expect` says in words what `pattern` wants."""
-
-    pattern: str | None = None
-    expect: str = ""
-    choices: tuple[str, ...] = ()
-    secret: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Integer:
-    minimum: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Number:
-    """A positive number of seconds (an integer is fine)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Flag:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class ListOf:
-    item: Shape
-    min_items: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class MapOf:
-    """A mapping whose keys are chosen by the operator (names, days, DTMF keys)."""
-
-    value: Shape
-    key: Text = Text(NAME, "a name of letters, digits, '-' and '_'")
-    min_items: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Field:
-    """A key of an `Obj`. A `secret` text may instead be given as `<name>_file: PATH`."""
-
-    name: str
-    shape: Shape
-    required: bool = False
-    default: Any = None
-    doc: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Obj:
-    """A mapping with fixed keys; exactly one key of `one_of` must be present when it is not empty."""
-
-    fields: tuple[Field, ...]
-    doc: str = ""
-    one_of: tuple[str, ...] = ()
-
-    def defaults(self) -> dict[str, Any]:
-        """The object an absent key of this shape stands for."""
-        return {f.name: f.default for f in self.fields if f.default is not None}
-
-
-@dataclass(frozen=True, slots=True)
-class Tagged:
-    """An `Obj` chosen by the value of its `tag` key."""
-
-    tag: str
-    variants: Mapping[str, Obj]
-
-
-Shape = Text | Integer | Number | Flag | ListOf | MapOf | Obj | Tagged
 
 
 def _default(cls: type[Any], name: str) -> Any:
@@ -144,7 +80,12 @@ DESTINATION_TEXT = Text(
 )
 MEDIA_TEXT = Text(MEDIA, "a sound to play, like sound:NAME")
 NAME_TEXT = Text(NAME, "a name of letters, digits, '-' and '_'")
-SECONDS = Integer(minimum=1)
+# Ranges: wide enough for any PBX, narrow enough that a slip of the keyboard (10^30 s) is caught.
+TIMEOUT = Number(maximum=300)
+RING_SECONDS = Integer(1, 600)
+WAIT_SECONDS = Integer(1, 4 * 3600)
+PROMPT_SECONDS = Integer(1, 60)
+COUNT = Integer(0, 100_000)
 
 ASTERISK = Obj(
     (
@@ -170,12 +111,12 @@ ASTERISK = Obj(
         ),
         Field(
             "connect_timeout_seconds",
-            Number(),
+            TIMEOUT,
             default=_default(model.AsteriskConfig, "connect_timeout_seconds"),
         ),
         Field(
             "request_timeout_seconds",
-            Number(),
+            TIMEOUT,
             default=_default(model.AsteriskConfig, "request_timeout_seconds"),
         ),
     ),
@@ -225,9 +166,9 @@ USER = Obj(
 
 QUEUE = Obj(
     (
-        Field("max_wait_seconds", SECONDS, default=_default(model.QueueConfig, "max_wait_seconds")),
+        Field("max_wait_seconds", WAIT_SECONDS, default=_default(model.QueueConfig, "max_wait_seconds")),
         Field("music_class", Text(), default=_default(model.QueueConfig, "music_class")),
-        Field("announce_position_seconds", SECONDS, doc="Tell callers their position this often."),
+        Field("announce_position_seconds", Integer(1, 3600), doc="Tell callers their position this often."),
     ),
     doc="Callers wait here while every member is busy.",
 )
@@ -239,7 +180,7 @@ RING_GROUP = Obj(
         ),
         Field(
             "ring_seconds",
-            SECONDS,
+            RING_SECONDS,
             default=_default(model.RingGroup, "ring_seconds"),
             doc="How long each layer (or member, when sequential) rings.",
         ),
@@ -258,8 +199,8 @@ RING_GROUP = Obj(
 IVR = Obj(
     (
         Field("prompt", MEDIA_TEXT, required=True),
-        Field("timeout_seconds", SECONDS, default=_default(model.Ivr, "timeout_seconds")),
-        Field("attempts", SECONDS, default=_default(model.Ivr, "attempts")),
+        Field("timeout_seconds", PROMPT_SECONDS, default=_default(model.Ivr, "timeout_seconds")),
+        Field("attempts", Integer(1, 10), default=_default(model.Ivr, "attempts")),
         Field(
             "options",
             MapOf(DESTINATION_TEXT, key=Text(DTMF, "a single DTMF key 0-9, * or #"), min_items=1),
@@ -284,7 +225,9 @@ MISSED_CALLS = Obj(
         Field("press_1_for_voicemail", Flag(), default=_default(model.MissedCalls, "press_1_for_voicemail")),
         Field("press_1_prompt", MEDIA_TEXT, default=_default(model.MissedCalls, "press_1_prompt")),
         Field(
-            "press_1_timeout_seconds", SECONDS, default=_default(model.MissedCalls, "press_1_timeout_seconds")
+            "press_1_timeout_seconds",
+            PROMPT_SECONDS,
+            default=_default(model.MissedCalls, "press_1_timeout_seconds"),
         ),
     ),
     doc="What happens to a call nobody answered.",
@@ -310,10 +253,10 @@ FOLLOWUP_TEXT = Obj(
             doc="Sender number. Default: the line's first E.164 number.",
         ),
         Field("provider", NAME_TEXT, doc="A name from sms_providers. Default: the only provider."),
-        Field("delay_seconds", Integer(minimum=0), default=_default(model.FollowupText, "delay_seconds")),
+        Field("delay_seconds", Integer(0, 24 * 3600), default=_default(model.FollowupText, "delay_seconds")),
         Field(
             "once_per_caller_hours",
-            Integer(minimum=0),
+            Integer(0, 365 * 24),
             default=_default(model.FollowupText, "once_per_caller_hours"),
         ),
         Field(
@@ -354,7 +297,7 @@ LINE = Obj(
         Field("welcome", MEDIA_TEXT, doc="Played to every caller first."),
         Field(
             "short_abandon_seconds",
-            Integer(minimum=0),
+            Integer(0, 600),
             default=_default(model.Line, "short_abandon_seconds"),
             doc="Callers who hang up this quickly are counted as short.",
         ),
@@ -433,7 +376,7 @@ SMS_PROVIDER = Tagged(
 
 RATE_LIMITS = Obj(
     tuple(
-        Field(f.name, Integer(minimum=0), default=_default(model.TextLimits, f.name))
+        Field(f.name, COUNT, default=_default(model.TextLimits, f.name))
         for f in dataclasses.fields(model.TextLimits)
     ),
     doc="Caps on follow-up texts: per line per hour, all lines per hour, all lines per day.",
@@ -444,7 +387,7 @@ FILE = Obj(
         Field("asterisk", ASTERISK, required=True),
         Field(
             "storage",
-            Text(r"(?:sqlite|postgresql)://.*", "a sqlite:///PATH or postgresql:// URL"),
+            Text(r"(?:sqlite|postgres|postgresql)://.*", "a sqlite:///PATH or postgresql:// URL"),
             default=_default(model.Config, "storage"),
         ),
         Field("http", HTTP, default=HTTP.defaults()),
@@ -458,7 +401,7 @@ FILE = Obj(
         Field("rate_limits", RATE_LIMITS, default=RATE_LIMITS.defaults()),
         Field(
             "shutdown_grace_seconds",
-            Integer(minimum=0),
+            Integer(0, 3600),
             default=_default(model.Config, "shutdown_grace_seconds"),
             doc="How long calls in progress may finish on shutdown.",
         ),
@@ -484,10 +427,10 @@ def _render(shape: Shape) -> dict[str, Any]:
     match shape:
         case Text():
             return _render_text(shape)
-        case Integer(minimum=minimum):
-            return {"type": "integer"} if minimum is None else {"type": "integer", "minimum": minimum}
-        case Number():
-            return {"type": "number", "exclusiveMinimum": 0}
+        case Integer(minimum=minimum, maximum=maximum):
+            return {"type": "integer", "minimum": minimum, "maximum": maximum}
+        case Number(maximum=maximum):
+            return {"type": "number", "exclusiveMinimum": 0, "maximum": maximum}
         case Flag():
             return {"type": "boolean"}
         case ListOf(item=item, min_items=min_items):
