@@ -26,6 +26,7 @@ from callkeeper.service.control import CallHistoryWithFollowups, LiveDaemon
 from callkeeper.service.record_writer import RecordWriter
 from callkeeper.service.systemd import Notifier, watchdog_loop
 from callkeeper.service.translate import WANTED_EVENTS
+from callkeeper.service.turns import RoundRobinTurns
 from callkeeper.store import Store, open_store
 
 log = structlog.get_logger(__name__)
@@ -51,6 +52,8 @@ class Daemon:
         self.service = CallService(
             config, self.rest, self.writer, host, on_answered=self.followups.on_call_answered
         )
+        self.turns = RoundRobinTurns(store, self.service.feed, config)
+        self.service.on_turn = self.turns.taken
         self.connection = AriConnection(
             config.asterisk,
             on_event=self.service.on_event,
@@ -94,6 +97,7 @@ class Daemon:
         self.config = config
         self.service.engine.reload(config)
         self.followups.reload(config)
+        self.turns.reload(config)
         log.info("config_reloaded", path=str(self.config_path))
 
     async def run(self) -> int:
@@ -103,6 +107,7 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
         self.writer.start()
         await self.control.restore()
+        self.turns.start()
         self.followups.start()
         api = await start_api(
             self.config.http, CallHistoryWithFollowups(self.store, self.followups), self.control
@@ -137,6 +142,7 @@ class Daemon:
                 await connection
             await api.cleanup()
             await self.service.close()
+            await self.turns.close()
             await self.control.close()
             await self.writer.close()
             await self.followups.close()

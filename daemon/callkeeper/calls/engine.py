@@ -137,6 +137,9 @@ class Engine:
                 else:
                     self.board.line_overrides[line] = mode
                 return []
+            case ev.TurnTaken(group=group, user=user):
+                self.board.last_taker[group] = user
+                return []
             case ev.StopAccepting():
                 self.accepting = False
                 return []

@@ -82,6 +82,7 @@ class CallService:
         *,
         clock: Callable[[], datetime] = now_utc,
         on_answered: Callable[[str, datetime], Coroutine[object, object, object]] | None = None,
+        on_turn: Callable[[str, str], None] | None = None,
     ) -> None:
         self.config = config
         self.rest = rest
@@ -92,6 +93,7 @@ class CallService:
         self.timers: dict[tuple[str, Timer], asyncio.TimerHandle] = {}
         self.counters = CallCounters()
         self.on_answered = on_answered
+        self.on_turn = on_turn  # a round-robin group's turn moved: kept in the store
         self.answered: set[str] = set()
         self.tasks = Tasks()  # the calls' workers and the answered notes
         self.no_calls = asyncio.Event()
@@ -140,6 +142,9 @@ class CallService:
                         self.counters.count_verdict(record)
                 case act.Log():
                     self._log(action)
+                case act.TakeTurn(group=group, user=user):
+                    if self.on_turn is not None:
+                        self.on_turn(group, user)
                 case _:
                     if isinstance(action, act.Forget):
                         for key in [k for k in self.timers if k[0] == action.call_id]:
