@@ -20,6 +20,7 @@ from callkeeper.calls import inputs as ev
 from callkeeper.config.loader import ConfigError, load_config
 from callkeeper.config.model import Config
 from callkeeper.followups.service import FollowupService
+from callkeeper.inbox.service import InboxService
 from callkeeper.records import now_utc
 from callkeeper.service.calls import CallService
 from callkeeper.service.control import CallHistoryWithFollowups, LiveDaemon
@@ -103,7 +104,10 @@ class Daemon:
         await self.control.restore()
         self.followups.start()
         api = await start_api(
-            self.config.http, CallHistoryWithFollowups(self.store, self.followups), self.control
+            self.config.http,
+            CallHistoryWithFollowups(self.store, self.followups),
+            self.control,
+            InboxService(self.store, lambda: self.config, self.control),
         )
         log.info("api_listening", host=self.config.http.host, port=self.config.http.port)
         connection = asyncio.create_task(self.connection.run(), name="ari-connection")
