@@ -201,8 +201,6 @@ def _conditions(where: InboxFilter, args: list[Any]) -> list[str]:
 
     conditions = [f"state = {arg(where.state.value)}"]
     if where.lines is not None:
-        if not where.lines:
-            return ["FALSE"]
         conditions.append(f"line IN ({', '.join(arg(line) for line in sorted(where.lines))})")
     if where.outcome is not None:
         conditions.append(f"outcome = {arg(where.outcome.value)}")
@@ -316,6 +314,8 @@ class InboxQueries(abc.ABC):
         """Newest first (by the latest missed call), at most `where.limit`."""
         if where.limit < 1:
             raise ValueError(f"limit must be at least 1, not {where.limit}")
+        if where.lines is not None and not where.lines:
+            return []
         args: list[Any] = []
         conditions = _conditions(where, args)
         args.append(where.limit)
