@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from callkeeper.inbox.model import InboxAlreadyHandled, InboxFilter, InboxState
+from callkeeper.inbox.model import InboxAlreadyHandled, InboxFilter, InboxItem, InboxState
 from callkeeper.records import CallRecord, Direction, Outcome, Reason, VoicemailResult
 from callkeeper.store import OutboxItem, OutboxKind, Store
 
@@ -149,7 +149,10 @@ async def test_filters(store: Store) -> None:
     await store.save_call(inbound("a", 0))
     await store.save_call(inbound("b", 60 * 24, Outcome.ABANDONED, Reason.IVR_HANGUP, caller="+4930123456"))
     await store.save_call(inbound("c", 60 * 48, line="support", caller="+15551239999"))
-    ids = lambda items: [item.call_id for item in items]  # noqa: E731
+
+    def ids(items: list[InboxItem]) -> list[str]:
+        return [item.call_id for item in items]
+
     assert ids(await store.inbox_items(InboxFilter(lines=frozenset({"support"})))) == ["c"]
     assert ids(await store.inbox_items(InboxFilter(lines=frozenset()))) == []
     assert ids(await store.inbox_items(InboxFilter(outcome=Outcome.ABANDONED))) == ["b"]
