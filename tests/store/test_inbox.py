@@ -8,10 +8,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from structlog.testing import capture_logs
 
 from callkeeper.inbox.model import InboxAlreadyHandled, InboxFilter, InboxItem, InboxState
 from callkeeper.records import CallRecord, Direction, Outcome, Reason, VoicemailResult
 from callkeeper.store import OutboxItem, OutboxKind, Store
+from tests.store.conftest import raw_sql
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 LINE_NUMBER = "+15559870000"
@@ -399,3 +401,11 @@ async def test_list_calls_until_is_exclusive(store: Store) -> None:
     await store.save_call(inbound("b", 10))
     listed = await store.list_calls(until=T0 + timedelta(minutes=10))
     assert [call.id for call in listed] == ["a"]
+
+
+async def test_a_record_the_inbox_cannot_take_is_stored_all_the_same(store: Store, store_url: str) -> None:
+    await raw_sql(store_url, "DROP TABLE inbox_version")
+    with capture_logs() as logs:
+        await store.save_call(inbound("a1", 0))
+    assert await store.get_call("a1") == inbound("a1", 0)
+    assert [entry["event"] for entry in logs] == ["inbox_update_failed"]

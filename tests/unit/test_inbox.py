@@ -193,6 +193,10 @@ async def test_call_back_dials_the_caller_from_the_line_and_links_the_call(
     item = await service.item(callback_id)
     assert item is not None and item.call_ids == ("c1", callback_id)
 
+    await service.store.save_call(missed_call("national", minute=1, caller="030 5555555"))
+    await service.call_back("national", "alice")
+    assert control.dialed[-1] == ("+49305555555", "sales", "alice", None)  # read in the line's country
+
     with pytest.raises(UnknownUser):
         await service.call_back("c1", "mallory")
     with pytest.raises(UnknownItem):
