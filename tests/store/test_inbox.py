@@ -409,3 +409,19 @@ async def test_a_record_the_inbox_cannot_take_is_stored_all_the_same(store: Stor
         await store.save_call(inbound("a1", 0))
     assert await store.get_call("a1") == inbound("a1", 0)
     assert [entry["event"] for entry in logs] == ["inbox_update_failed"]
+
+
+async def test_two_users_marking_at_once_on_two_hosts_one_wins(store: Store, other_store: Store) -> None:
+    await store.save_call(inbound("a1", 0))
+    outcomes = await asyncio.gather(
+        *(
+            host.mark_inbox_handled("a1", user, None, T0 + timedelta(hours=1))
+            for host, user in ((store, "alice"), (other_store, "bob")) * 3
+        ),
+        return_exceptions=True,
+    )
+    winners = [outcome for outcome in outcomes if not isinstance(outcome, BaseException)]
+    assert len(winners) == 1, outcomes
+    assert all(isinstance(outcome, InboxAlreadyHandled) for outcome in outcomes if outcome not in winners)
+    item = await store.inbox_item("a1")
+    assert item is not None and winners[0] is not None and item.handled_by == winners[0].handled_by

@@ -344,24 +344,21 @@ class InboxQueries(abc.ABC):
         `InboxAlreadyHandled` if it was handled before."""
 
         async def work(run: Run) -> str | None:
-            found = await run(
-                "SELECT i.id, i.state FROM inbox_calls c JOIN inbox_items i ON i.id = c.item_id "
-                "WHERE c.call_id = $1",
-                call_id,
-            )
-            if not found or found[0]["state"] != InboxState.OPEN.value:
-                return found[0]["state"] if found else None
+            found = await run("SELECT item_id FROM inbox_calls WHERE call_id = $1", call_id)
+            if not found:
+                return None
             version = await _bump(run)
-            await run(
+            # Conditional, so that of two users marking it at once (on any host) one wins, once.
+            marked = await run(
                 "UPDATE inbox_items SET state = 'handled', handled_by = $2, handled_at = $3, note = $4, "
-                "version = $5 WHERE id = $1",
-                found[0]["id"],
+                "version = $5 WHERE id = $1 AND state = 'open' RETURNING id",
+                found[0]["item_id"],
                 by,
                 now,
                 note,
                 version,
             )
-            return "marked"
+            return "marked" if marked else "handled before"
 
         found = await self._transaction(work)
         if found is None:
