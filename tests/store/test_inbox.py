@@ -170,8 +170,7 @@ async def test_filters(store: Store) -> None:
 
 
 async def test_voicemail_and_texts_of_the_items_calls(store: Store) -> None:
-    await store.save_call(inbound("a1", 0, voicemail=VoicemailResult(True, 12, "1000@default")))
-    await store.save_call(inbound("a2", 1, voicemail=VoicemailResult(False, 0, "1000@default")))
+    # The follow-up text is planned before the final record is stored (service/records.py).
     text = OutboxItem.new(
         kind=OutboxKind.SMS,
         idempotency_key="sms:a1",
@@ -182,7 +181,13 @@ async def test_voicemail_and_texts_of_the_items_calls(store: Store) -> None:
         line="sales",
     )
     await store.enqueue(text)
-    await store.mark_sent(text.id, "SM1", T0 + timedelta(minutes=2))
+    await store.save_call(inbound("a1", 0, voicemail=VoicemailResult(True, 12, "1000@default")))
+    await store.save_call(inbound("a2", 1, voicemail=VoicemailResult(False, 0, "1000@default")))
+    (item,) = await store.inbox_items(InboxFilter())
+    assert item.followup_text is not None
+    assert (item.followup_text.status, item.followup_text.sent_at) == ("pending", None)
+
+    await store.mark_sent(text.id, "SM1", T0 + timedelta(minutes=2))  # the list shows the text as it is now
     (item,) = await store.inbox_items(InboxFilter())
     assert item.voicemail is not None
     assert (item.voicemail.call_id, item.voicemail.seconds, item.voicemail.mailbox) == (
