@@ -64,6 +64,7 @@ class Daemon:
             lambda: self.connection.ready,
             lambda: self.connection.reconnects,
         )
+        self.inbox = InboxService(store, lambda: self.config, self.control)
         self.notifier = Notifier()
         self.first_ready = True
 
@@ -107,7 +108,7 @@ class Daemon:
             self.config.http,
             CallHistoryWithFollowups(self.store, self.followups),
             self.control,
-            InboxService(self.store, lambda: self.config, self.control),
+            self.inbox,
         )
         log.info("api_listening", host=self.config.http.host, port=self.config.http.port)
         connection = asyncio.create_task(self.connection.run(), name="ari-connection")
