@@ -152,6 +152,7 @@ SCHEMAS: dict[str, Any] = {
             "created_at": DATE_TIME,
             "sent_at": NULLABLE_DATE_TIME,
             "detail": STRING,
+            "body": {"type": "string", "description": "What the text says (empty if it was never written)."},
         }
     ),
     "InboxItem": {
