@@ -376,7 +376,9 @@ PATHS: dict[str, Any] = {
                 _query(
                     "format",
                     {"type": "string", "enum": ["json", "csv"], "default": "json"},
-                    "csv: one row per call with a header row (the report's calls, for a spreadsheet).",
+                    f"csv: one row per call with a header row (the report's calls, for a spreadsheet); "
+                    f"`limit` then defaults to {MAX_LIMIT}. More: ask again with `until` set to the "
+                    "oldest row's started_at.",
                 ),
             ],
             "responses": {
