@@ -20,6 +20,7 @@ from callkeeper.calls import inputs as ev
 from callkeeper.config.loader import ConfigError, load_config, load_config_in_thread
 from callkeeper.config.model import Config
 from callkeeper.followups.service import FollowupService
+from callkeeper.inbox.service import InboxService
 from callkeeper.records import now_utc
 from callkeeper.service.call_runner import CallService
 from callkeeper.service.control import CallHistoryWithFollowups, LiveDaemon
@@ -68,6 +69,7 @@ class Daemon:
             lambda: self.connection.ready,
             lambda: self.connection.reconnects,
         )
+        self.inbox = InboxService(store, lambda: self.config, self.control)
         self.notifier = Notifier()
         self.first_ready = True
 
@@ -110,7 +112,10 @@ class Daemon:
         self.turns.start()
         self.followups.start()
         api = await start_api(
-            self.config.http, CallHistoryWithFollowups(self.store, self.followups), self.control
+            self.config.http,
+            CallHistoryWithFollowups(self.store, self.followups),
+            self.control,
+            self.inbox,
         )
         log.info("api_listening", host=self.config.http.host, port=self.config.http.port)
         connection = asyncio.create_task(self.connection.run(), name="ari-connection")

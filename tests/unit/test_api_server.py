@@ -20,7 +20,8 @@ from callkeeper.api.inbound_sms import twilio_signature, webhook_signature
 from callkeeper.api.openapi import openapi_document
 from callkeeper.api.server import ApiConfigError, build_app, is_loopback, start_api
 from callkeeper.config.model import HttpConfig, Secret
-from tests.unit.test_api_fakes import AUTH, HTTP, T0, TOKEN, FakeControl, FakeHistory, fakes
+from callkeeper.inbox.service import InboxService
+from tests.unit.test_api_fakes import AUTH, HTTP, T0, TOKEN, FakeControl, FakeHistory, fakes, open_inbox
 
 Client = TestClient[web.Request, web.Application]
 
@@ -40,6 +41,12 @@ PROTECTED = [
     ("GET", "/api/v1/opt-outs/+4930999999"),
     ("PUT", "/api/v1/opt-outs/+4930999999"),
     ("DELETE", "/api/v1/opt-outs/+4930999999"),
+    ("GET", "/api/v1/inbox"),
+    ("GET", "/api/v1/inbox/1714982400.1"),
+    ("POST", "/api/v1/inbox/1714982400.1/handled"),
+    ("POST", "/api/v1/inbox/1714982400.1/callback"),
+    ("GET", "/api/v1/calls/1714982400.1/voicemail"),
+    ("GET", "/api/v1/reports/daily"),
 ]
 
 
@@ -54,8 +61,15 @@ def control() -> FakeControl:
 
 
 @pytest.fixture
-async def client(history: FakeHistory, control: FakeControl) -> AsyncIterator[Client]:
-    async with TestClient(TestServer(build_app(history, control, HTTP))) as test_client:
+async def inbox(control: FakeControl) -> AsyncIterator[InboxService]:
+    service = await open_inbox(control)
+    yield service
+    await service.store.close()
+
+
+@pytest.fixture
+async def client(history: FakeHistory, control: FakeControl, inbox: InboxService) -> AsyncIterator[Client]:
+    async with TestClient(TestServer(build_app(history, control, HTTP, inbox))) as test_client:
         yield test_client
 
 
@@ -532,8 +546,10 @@ async def test_openapi_document_is_served(client: Client) -> None:
     assert body["openapi"].startswith("3.1")
 
 
-def test_openapi_describes_exactly_the_routes(history: FakeHistory, control: FakeControl) -> None:
-    app = build_app(history, control, HTTP)
+def test_openapi_describes_exactly_the_routes(
+    history: FakeHistory, control: FakeControl, inbox: InboxService
+) -> None:
+    app = build_app(history, control, HTTP, inbox)
     routes = {
         (route.method.lower(), route.resource.canonical)
         for route in app.router.routes()

@@ -300,6 +300,7 @@ class _Builder:
             outbound_dial=outbound_dial,
             connect_timeout_seconds=_seconds(section, "connect_timeout_seconds"),
             request_timeout_seconds=_seconds(section, "request_timeout_seconds"),
+            voicemail_spool=_text(section, "voicemail_spool"),
         )
 
     def http(self, section: Section) -> HttpConfig:
@@ -345,10 +346,24 @@ class _Builder:
         backup_number = _opt_text(section, "backup_number")
         if backup_number is not None:
             self.check_dial_out(backup_number, f"{path}.backup_number")
+        inbox_lines = _texts(section, "inbox_lines") if "inbox_lines" in section else None
+        for index, line in enumerate(inbox_lines or ()):
+            if line not in self.names["lines"]:
+                self.problems.add(
+                    join(f"{path}.inbox_lines", index),
+                    f"{line!r} is not a line{did_you_mean(line, self.names['lines'])}; "
+                    f"lines {_known(self.names['lines'])}",
+                )
         endpoint = _opt_text(section, "endpoint")
         if endpoint is None:
             return None
-        return User(name=name, endpoint=endpoint, backup_number=backup_number)
+        return User(
+            name=name,
+            endpoint=endpoint,
+            backup_number=backup_number,
+            web_password_hash=_opt_secret(section, "web_password_hash"),
+            inbox_lines=tuple(inbox_lines) if inbox_lines is not None else None,
+        )
 
     def ring_group(self, name: str, section: Section) -> RingGroup | None:
         path = f"ring_groups.{name}"

@@ -158,9 +158,9 @@ class CallService:
 
     def _note_answer(self, record: CallRecord, final: bool) -> None:
         """A caller who is answered no longer needs the follow-up text of an earlier missed call."""
-        if record.answered_by and record.id not in self.answered and self.on_answered is not None:
+        if record.customer_answered and record.id not in self.answered and self.on_answered is not None:
             self.answered.add(record.id)
-            self.tasks.start(self.on_answered(record.caller, self.clock()), name=f"answered-{record.id}")
+            self.tasks.start(self.on_answered(record.customer, self.clock()), name=f"answered-{record.id}")
         if final:
             self.answered.discard(record.id)
 

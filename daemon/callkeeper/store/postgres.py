@@ -7,24 +7,24 @@ migrations run under a transaction-scoped advisory lock, so daemons starting tog
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
 from callkeeper.config.redaction import redact
 from callkeeper.store.base import StoreError
+from callkeeper.store.inbox import Row, Run
 from callkeeper.store.schema import pending
-from callkeeper.store.sql import CLAIM_SET, DUE_PENDING, EXPIRED_LEASES, OUTBOX_COLUMNS, Row, SqlStore, utc
+from callkeeper.store.sql import CLAIM_SET, DUE_PENDING, EXPIRED_LEASES, OUTBOX_COLUMNS, SqlStore, utc
+
+_T = TypeVar("_T")
 
 POOL_MAX_SIZE = 10
 CLOSE_TIMEOUT_SECONDS = 10.0
 # pg_advisory_xact_lock key for migrations: "callkeep" in ASCII.
 _MIGRATION_LOCK = 0x63616C6C6B656570
-
-
-class _RolledBack(Exception):
-    """Leaves a transaction that must not commit."""
 
 
 def _param(value: Any) -> Any:
@@ -83,17 +83,18 @@ class PostgresStore(SqlStore):
         records = await self._pool.fetch(sql, *[_param(arg) for arg in args])
         return [dict(record) for record in records]
 
-    async def _all_or_nothing(self, *statements: tuple[str, tuple[Any, ...]]) -> bool:
+    async def _transaction(self, work: Callable[[Run], Coroutine[Any, Any, _T]]) -> _T:
         if self._closed:
             raise StoreError("the store is closed")
-        try:
-            async with self._pool.acquire() as connection, connection.transaction():
-                for sql, args in statements:
-                    if not await connection.fetch(sql, *[_param(arg) for arg in args]):
-                        raise _RolledBack
-        except _RolledBack:
-            return False
-        return True
+        async with self._pool.acquire() as connection, connection.transaction():
+
+            async def run(sql: str, *args: Any) -> list[Row]:
+                return [
+                    dict(record) for record in await connection.fetch(sql, *[_param(arg) for arg in args])
+                ]
+
+            result: _T = await work(run)
+            return result
 
     async def close(self) -> None:
         if self._closed:
