@@ -2,7 +2,7 @@
 
 Events enter `feed` in arrival order; the engine answers at once (no I/O) and the actions of
 each call go to that call's own worker, so one call's ARI requests run in order while calls run
-concurrently. Timers and the records writer live here too.
+concurrently. The calls' timers live here too; records go to `record_writer.RecordWriter`.
 """
 
 from __future__ import annotations
@@ -280,7 +280,8 @@ class CallService:
         has with what we follow. Calls whose channels vanished end, their end not observed.
         Callers in our app that no call follows (a daemon before us died) are adopted with their
         open record and legs; other channels and bridges of ours are ended; the open records
-        left are of calls that ended while no daemon watched."""
+        left are of calls that ended while no daemon watched. The plan is `reconcile.py`'s; each
+        step asks the engine again what it follows, as the inputs of the step before change it."""
         channels = await self.rest.list_channels()
         bridges = await self.rest.list_bridges()
         now = self.clock()
