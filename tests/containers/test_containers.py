@@ -273,3 +273,32 @@ def test_both_containers_are_healthy_and_unprivileged(stack: Stack) -> None:
         run("podman", "healthcheck", "run", name, env=stack.env)
         assert run("podman", "exec", name, "id", "-un", env=stack.env).stdout.strip() == user
         assert run("podman", "exec", name, "id", "-u", env=stack.env).stdout.strip() != "0"
+
+
+def test_sip_answers_on_the_published_port(stack: Stack) -> None:
+    """What phones and trunks reach: the container's PJSIP transport through the port compose publishes."""
+    port = int(stack.env["ASTERISK_SIP_PORT"])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(1)
+        local = sock.getsockname()[1]
+        options = (
+            f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK{secrets.token_hex(8)};rport\r\n"
+            "Max-Forwards: 70\r\n"
+            f"From: <sip:probe@127.0.0.1:{local}>;tag={secrets.token_hex(4)}\r\n"
+            f"To: <sip:127.0.0.1:{port}>\r\n"
+            f"Call-ID: {secrets.token_hex(12)}@127.0.0.1\r\n"
+            "CSeq: 1 OPTIONS\r\n"
+            "Content-Length: 0\r\n\r\n"
+        ).encode()
+
+        def answer() -> bytes | None:
+            sock.sendto(options, ("127.0.0.1", port))
+            try:
+                return sock.recv(4096)
+            except TimeoutError:
+                return None
+
+        response = wait_for("Asterisk did not answer SIP OPTIONS on the published port", answer, 30, stack)
+    assert response.startswith(b"SIP/2.0 ")
