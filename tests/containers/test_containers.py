@@ -20,10 +20,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -33,6 +33,7 @@ CNI_IPAM = Path("/var/lib/cni/networks")
 DIALLED = "+12125550100"  # line main of docker/callkeeper.yaml
 
 pytestmark = pytest.mark.containers
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +173,8 @@ def api(stack: Stack, path: str) -> tuple[int, Any]:
         return 0, None
 
 
-def wait_for(what: str, check: Any, timeout: float, stack: Stack) -> Any:
+def wait_for(what: str, check: Callable[[], T | None], timeout: float, stack: Stack) -> T:
+    """The first truthy result of `check`; fails the test with both containers' last log lines."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = check()
