@@ -168,6 +168,7 @@ def api(stack: Stack, path: str) -> tuple[int, Any]:
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, json.load(response)
     except urllib.error.HTTPError as error:
+        error.close()
         return error.code, None
     except OSError:
         return 0, None
