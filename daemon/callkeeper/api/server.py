@@ -473,15 +473,56 @@ class _Api:
         return {"number": number, "opted_out": False, "source": None, "at": None}
 
 
-def build_app(history: CallHistory, control: DaemonControl, token: Secret | None) -> web.Application:
-    """The API application; with a token, every route but `/healthz` requires it as a bearer token."""
-    middlewares: list[Middleware] = [_access_log, _json_errors]
+class WebPages(Protocol):
+    """The web inbox (callkeeper.web): its own routes, signed in by session rather than bearer token."""
+
+    def add_routes(self, app: web.Application) -> None: ...
+
+    @property
+    def middleware(self) -> Middleware: ...
+
+
+def _is_api(path: str) -> bool:
+    return path.startswith("/api/") or path in ("/healthz", "/readyz", "/metrics")
+
+
+def _api_only(middleware: Middleware) -> Middleware:
+    @web.middleware
+    async def api_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if _is_api(request.path):
+            return await middleware(request, handler)
+        return await handler(request)
+
+    return api_only
+
+
+def _web_only(middleware: Middleware) -> Middleware:
+    @web.middleware
+    async def web_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if _is_api(request.path):
+            return await handler(request)
+        return await middleware(request, handler)
+
+    return web_only
+
+
+def build_app(
+    history: CallHistory, control: DaemonControl, token: Secret | None, pages: WebPages | None = None
+) -> web.Application:
+    """The API application; with a token, every API route but `/healthz` requires it as a bearer token.
+
+    With `pages`, the web inbox is served beside it (every other path), behind its own sign-in."""
+    middlewares: list[Middleware] = [_access_log, _api_only(_json_errors)]
     if token is not None:
         if not token.value:
             raise ApiConfigError("http.token is empty")
-        middlewares.append(_bearer_auth(token))
-    middlewares.append(_known_query)
+        middlewares.append(_api_only(_bearer_auth(token)))
+    middlewares.append(_api_only(_known_query))
+    if pages is not None:
+        middlewares.append(_web_only(pages.middleware))
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
+    if pages is not None:
+        pages.add_routes(app)
     api = _Api(history, control)
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/readyz", api.readyz)
@@ -513,7 +554,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-async def start_api(http: HttpConfig, history: CallHistory, control: DaemonControl) -> web.AppRunner:
+async def start_api(
+    http: HttpConfig, history: CallHistory, control: DaemonControl, pages: WebPages | None = None
+) -> web.AppRunner:
     """Listen on `http.host:http.port`; the caller stops it with `await runner.cleanup()`.
 
     Raises `ApiConfigError` for a non-loopback address without a token, and `OSError` if the address
@@ -524,7 +567,7 @@ async def start_api(http: HttpConfig, history: CallHistory, control: DaemonContr
             f"refusing to serve the HTTP API on {http.host!r} without http.token: "
             "set a token or listen on 127.0.0.1"
         )
-    runner = web.AppRunner(build_app(history, control, http.token), access_log=None)
+    runner = web.AppRunner(build_app(history, control, http.token, pages), access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, http.host, http.port).start()

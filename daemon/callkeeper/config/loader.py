@@ -635,7 +635,9 @@ class _Loader:
                 f"listening on {host}, beyond this host, requires http.token (or token_file): "
                 "the daemon refuses to serve its API unauthenticated",
             )
-        return HttpConfig(host=host, port=port, token=token)
+        return HttpConfig(
+            host=host, port=port, token=token, session_secret=_opt_secret(section, "session_secret")
+        )
 
     def user(self, name: str, section: Section) -> User | None:
         path = f"users.{name}"

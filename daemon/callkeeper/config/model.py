@@ -110,6 +110,7 @@ class HttpConfig:
     host: str = "127.0.0.1"
     port: int = 8090
     token: Secret | None = None
+    session_secret: Secret | None = None
 
 
 @dataclass(frozen=True, slots=True)

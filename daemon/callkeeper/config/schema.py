@@ -190,6 +190,11 @@ HTTP = Obj(
             doc="Address of the API; anything but loopback requires a token.",
         ),
         Field("token", Text(secret=True), doc="Bearer token required by the API."),
+        Field(
+            "session_secret",
+            Text(secret=True),
+            doc="Signs the web inbox's session cookies; the same on every host that shares the store.",
+        ),
     ),
     doc="The HTTP API and metrics.",
 )
