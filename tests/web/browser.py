@@ -16,7 +16,11 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -96,8 +100,22 @@ def wait_for(predicate: Callable[[], object], within: float = 10, what: str = "t
         time.sleep(0.05)
 
 
+def click(driver: WebDriver, css: str, within: float = 5) -> None:
+    """Clicks the element, found again if the live list replaced it meanwhile."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            driver.find_element("css selector", css).click()
+            return
+        except (StaleElementReferenceException, NoSuchElementException):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def sign_in(driver: WebDriver, base_url: str, user: str, password: str) -> None:
-    driver.get(f"{base_url}/login")
+    if "/login" not in driver.current_url:
+        driver.get(f"{base_url}/login")
     driver.find_element("id", "username").send_keys(user)
     driver.find_element("id", "password").send_keys(password)
     driver.find_element("css selector", "form button[type=submit]").click()
@@ -105,7 +123,8 @@ def sign_in(driver: WebDriver, base_url: str, user: str, password: str) -> None:
 
 
 def screenshot(driver: WebDriver, path: Path, full_height: bool = True) -> None:
-    if full_height:
-        height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(WIDTH, max(HEIGHT, int(height)))
+    """The page at WIDTH wide: the whole page, or the first HEIGHT pixels (what a screen shows)."""
+    frame = driver.execute_script("return [window.outerWidth - innerWidth, window.outerHeight - innerHeight]")
+    height = driver.execute_script("return document.documentElement.scrollHeight") if full_height else HEIGHT
+    driver.set_window_size(WIDTH + int(frame[0]), int(height) + int(frame[1]))
     driver.save_screenshot(str(path))
