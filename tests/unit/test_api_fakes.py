@@ -13,6 +13,8 @@ from typing import Any
 
 from callkeeper.api.metrics import Histogram, MetricsSnapshot
 from callkeeper.api.server import DialerRejected, QueuedCaller
+from callkeeper.config.model import AsteriskConfig, Config, Destination, DestinationKind, Line, Secret, User
+from callkeeper.inbox.service import InboxService
 from callkeeper.records import (
     CallRecord,
     Direction,
@@ -22,6 +24,7 @@ from callkeeper.records import (
     Step,
     VoicemailResult,
 )
+from callkeeper.store import open_store
 
 TOKEN = "s3cret-token-value"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -88,13 +91,21 @@ class FakeHistory:
     opt_out_calls: list[tuple[str, bool, str, datetime]] = field(default_factory=list)
 
     async def list_calls(
-        self, *, limit: int, since: datetime | None, line: str | None, outcome: str | None
+        self,
+        *,
+        limit: int,
+        since: datetime | None,
+        line: str | None,
+        outcome: str | None,
+        until: datetime | None = None,
     ) -> list[CallRecord]:
-        self.queries.append({"limit": limit, "since": since, "line": line, "outcome": outcome})
+        query = {"limit": limit, "since": since, "line": line, "outcome": outcome}
+        self.queries.append(query if until is None else query | {"until": until})
         found = [
             record
             for record in self.calls.values()
             if (since is None or record.started_at >= since)
+            and (until is None or record.started_at < until)
             and (line is None or record.line == line)
             and (outcome is None or record.outcome == outcome)
         ]
@@ -202,3 +213,27 @@ def fakes() -> tuple[FakeHistory, FakeControl]:
     history.calls["1714982400.3"] = rich_call("1714982400.3")
     history.opt_outs["+4930999999"] = FakeOptOut("+4930999999", "sms_stop", T0)
     return history, FakeControl()
+
+
+def inbox_config(control: FakeControl, voicemail_spool: str = "/nonexistent/voicemail") -> Config:
+    """A config with the fakes' users and lines, for a real `InboxService` behind the API."""
+    return Config(
+        asterisk=AsteriskConfig(
+            url="http://127.0.0.1:8088",
+            username="callkeeper",
+            password=Secret("ari"),
+            voicemail_spool=voicemail_spool,
+        ),
+        lines={
+            name: Line(name, (f"+493022222{index}",), Destination(DestinationKind.VOICEMAIL))
+            for index, name in enumerate(control.lines)
+        },
+        users={name: User(name, f"PJSIP/{name}") for name in control.users},
+    )
+
+
+async def open_inbox(control: FakeControl, voicemail_spool: str = "/nonexistent/voicemail") -> InboxService:
+    """An inbox over a fresh in-memory SQLite store (close it with `inbox.store.close()`)."""
+    store = await open_store("sqlite:///:memory:", "host-a")
+    config = inbox_config(control, voicemail_spool)
+    return InboxService(store, lambda: config, control, clock=lambda: T0 + timedelta(hours=1))

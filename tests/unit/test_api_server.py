@@ -19,7 +19,8 @@ from callkeeper.api.inbound_sms import twilio_signature, webhook_signature
 from callkeeper.api.openapi import openapi_document
 from callkeeper.api.server import ApiConfigError, build_app, is_loopback, start_api
 from callkeeper.config.model import HttpConfig, Secret
-from tests.unit.test_api_fakes import AUTH, T0, TOKEN, FakeControl, FakeHistory, fakes
+from callkeeper.inbox.service import InboxService
+from tests.unit.test_api_fakes import AUTH, T0, TOKEN, FakeControl, FakeHistory, fakes, open_inbox
 
 Client = TestClient[web.Request, web.Application]
 
@@ -53,8 +54,15 @@ def control() -> FakeControl:
 
 
 @pytest.fixture
-async def client(history: FakeHistory, control: FakeControl) -> AsyncIterator[Client]:
-    async with TestClient(TestServer(build_app(history, control, Secret(TOKEN)))) as test_client:
+async def inbox(control: FakeControl) -> AsyncIterator[InboxService]:
+    service = await open_inbox(control)
+    yield service
+    await service.store.close()
+
+
+@pytest.fixture
+async def client(history: FakeHistory, control: FakeControl, inbox: InboxService) -> AsyncIterator[Client]:
+    async with TestClient(TestServer(build_app(history, control, Secret(TOKEN), inbox))) as test_client:
         yield test_client
 
 
@@ -490,8 +498,10 @@ async def test_openapi_document_is_served(client: Client) -> None:
     assert body["openapi"].startswith("3.1")
 
 
-def test_openapi_describes_exactly_the_routes(history: FakeHistory, control: FakeControl) -> None:
-    app = build_app(history, control, Secret(TOKEN))
+def test_openapi_describes_exactly_the_routes(
+    history: FakeHistory, control: FakeControl, inbox: InboxService
+) -> None:
+    app = build_app(history, control, Secret(TOKEN), inbox)
     routes = {
         (route.method.lower(), route.resource.canonical)
         for route in app.router.routes()

@@ -49,8 +49,8 @@ def test_text_event(direction: Direction, outcome: Outcome, event: str | None) -
 
 def test_outbound_calls_text_the_dialed_party() -> None:
     outbound = call(direction=Direction.OUTBOUND, caller=LINE_NUMBER)
-    assert rules.customer_number(outbound) == outbound.dialed
-    assert rules.customer_number(call(caller=MOBILE)) == MOBILE
+    assert outbound.customer == outbound.dialed
+    assert call(caller=MOBILE).customer == MOBILE
 
 
 def test_ignored_and_dead_end_calls_are_never_followed_up() -> None:

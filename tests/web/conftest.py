@@ -37,7 +37,7 @@ class Site:
     def app(self) -> web.Application:
         pages = WebInbox(self.inbox, self.inbox, lambda: self.config, b"test-session-key", self.brake)
         history, control = fakes()
-        return build_app(history, control, Secret(TOKEN), pages)
+        return build_app(history, control, Secret(TOKEN), pages=pages)
 
 
 def client_for(site: Site) -> Client:

@@ -5,8 +5,6 @@ The page tests, the screenshot in the README (`make screenshot`) and the 10,000-
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import struct
 import wave
@@ -34,11 +32,12 @@ from callkeeper.inbox.model import (
     InboxItem,
     InboxState,
     InboxVoicemail,
+    NoVoicemail,
     VoicemailAudio,
+    VoicemailGone,
 )
 from callkeeper.inbox.words import reason_in_words
 from callkeeper.records import CallRecord, Direction, Followup, Outcome, Reason, Step, now_utc
-from callkeeper.web.app import VoicemailGone, VoicemailMissing
 from callkeeper.web.passwords import hash_password
 
 PASSWORD = "correct horse battery"
@@ -216,16 +215,18 @@ class SampleInbox:
         if call_id in self.gone:
             raise VoicemailGone(call_id)
         if self.audio is None:
-            raise VoicemailMissing(call_id)
+            raise NoVoicemail(call_id)
         return VoicemailAudio(self.audio, "audio/wav", 2)
 
-    async def daily_report(self, lines: Sequence[str], since: date, until: date) -> Sequence[DailyReportRow]:
+    async def daily_report(
+        self, lines: frozenset[str] | None, since: date, until: date
+    ) -> Sequence[DailyReportRow]:
         rows = []
         for offset in range((until - since).days + 1):
             day = since + timedelta(days=offset)
             if day.weekday() >= 5:
                 continue
-            for index, line in enumerate(lines):
+            for index, line in enumerate(sorted(lines or ())):
                 calls = 20 + (offset * 7 + index * 5) % 17
                 missed, abandoned, short = 2 + offset % 4, 1 + (offset + index) % 3, offset % 2
                 ignored = index % 2
@@ -251,28 +252,22 @@ class SampleInbox:
     async def history(self, caller: str, limit: int) -> Sequence[CallRecord]:
         return [record for record in self.records.values() if record.caller == caller][:limit]
 
-    async def calls_csv(self, lines: Sequence[str], since: date, until: date) -> str:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["id", "line", "caller", "started_at", "outcome", "reason"])
-        for record in self.records.values():
-            writer.writerow(
-                [
-                    record.id,
-                    record.line,
-                    record.caller,
-                    record.started_at.isoformat(),
-                    record.outcome,
-                    record.reason,
-                ]
-            )
-        return out.getvalue()
-
     async def version(self) -> int:
         return self.counter
 
     async def get_call(self, call_id: str) -> CallRecord | None:
         return self.records.get(call_id)
+
+    async def list_calls(
+        self,
+        *,
+        limit: int,
+        since: datetime | None,
+        line: str | None,
+        outcome: str | None,
+        until: datetime | None,
+    ) -> Sequence[CallRecord]:
+        return sorted(self.records.values(), key=lambda record: record.started_at, reverse=True)[:limit]
 
     def add_missed_call(self, caller: str, line: str = "Sales") -> InboxItem:
         item = replace(

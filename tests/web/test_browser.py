@@ -21,14 +21,17 @@ from tests.web.sample import PASSWORD
 
 def rows(driver: WebDriver) -> list[str]:
     """The inbox's rows (caller|line), read at once: the live list replaces rows under the test's feet."""
-    keys = driver.execute_script("return [...document.querySelectorAll('tr[data-key]')].map(r => r.dataset.key)")
+    keys = driver.execute_script(
+        "return [...document.querySelectorAll('tr[data-key]')].map(r => r.dataset.key)"
+    )
     return [str(key) for key in keys]
 
 
 def audio_duration(driver: WebDriver) -> float:
     return float(
         driver.execute_script(
-            "const a = document.getElementById('voicemail-audio'); return a && a.readyState >= 1 ? a.duration : 0"
+            "const a = document.getElementById('voicemail-audio');"
+            "return a && a.readyState >= 1 ? a.duration : 0"
         )
         or 0
     )
@@ -44,13 +47,17 @@ def test_the_inbox_lives_in_the_browser(site: Site, tmp_path: Path) -> None:
         wait_for(lambda: audio_duration(driver) > 0, what="the voicemail's duration")
         driver.execute_script("document.getElementById('voicemail-audio').play()")
         wait_for(
-            lambda: driver.execute_script("return document.getElementById('voicemail-audio').currentTime") > 0,
+            lambda: (
+                driver.execute_script("return document.getElementById('voicemail-audio').currentTime") > 0
+            ),
             what="the voicemail playing",
         )
         screenshot(driver, shots / "call.png")
 
         driver.get(f"{url}/")
-        wait_for(lambda: driver.find_element(By.ID, "live").get_attribute("data-state") == "live", what="live")
+        wait_for(
+            lambda: driver.find_element(By.ID, "live").get_attribute("data-state") == "live", what="live"
+        )
         before = rows(driver)
         assert len(before) == 8
         added = time.monotonic()
@@ -81,6 +88,8 @@ def test_the_readme_screenshot(site: Site, tmp_path: Path) -> None:
     shots = Path(os.environ.get("CALLKEEPER_SCREENSHOTS") or tmp_path)
     with served(site.app) as url, chromium() as driver:
         sign_in(driver, url, "alice", PASSWORD)
-        wait_for(lambda: driver.find_element(By.ID, "live").get_attribute("data-state") == "live", what="live")
+        wait_for(
+            lambda: driver.find_element(By.ID, "live").get_attribute("data-state") == "live", what="live"
+        )
         screenshot(driver, shots / "inbox.png", full_height=False)
     assert (shots / "inbox.png").stat().st_size > 10_000

@@ -200,9 +200,11 @@ async def test_live_events_report_every_change(site: Site, alice: Client) -> Non
 async def test_reports_show_the_chart_the_table_and_the_csv(alice: Client) -> None:
     html = await (await alice.get("/reports?from=2026-11-30&to=2026-12-04")).text()
     assert '<svg class="chart"' in html and "Mon 30 Nov" in html
-    response = await alice.get("/reports/calls.csv?from=2026-11-30&to=2026-12-04")
+    response = await alice.get("/reports/calls.csv")
     assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
-    assert (await response.text()).startswith("id,line,caller")
+    lines = (await response.text()).splitlines()
+    assert lines[0].startswith("id,direction,line,caller")
+    assert len(lines) == 1 + 8 and all("sample-" in line for line in lines[1:])
     assert (await alice.get("/reports?from=2026-12-04&to=2026-11-30")).status == 400
 
 

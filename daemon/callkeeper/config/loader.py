@@ -56,6 +56,7 @@ from callkeeper.config.model import (
     User,
     Webhook,
 )
+from callkeeper.web.passwords import hash_problem
 
 __all__ = ["ConfigError", "ConfigProblem", "check_config", "load_config", "load_config_text"]
 
@@ -610,6 +611,7 @@ class _Loader:
             outbound_dial=outbound_dial,
             connect_timeout_seconds=_seconds(section, "connect_timeout_seconds"),
             request_timeout_seconds=_seconds(section, "request_timeout_seconds"),
+            voicemail_spool=_text(section, "voicemail_spool"),
         )
 
     def http(self, section: Section) -> HttpConfig:
@@ -644,10 +646,28 @@ class _Loader:
         backup_number = _opt_text(section, "backup_number")
         if backup_number is not None:
             self.check_dial_out(backup_number, f"{path}.backup_number")
+        inbox_lines = _texts(section, "inbox_lines") if "inbox_lines" in section else None
+        for index, line in enumerate(inbox_lines or ()):
+            if line not in self.names["lines"]:
+                self.problem(
+                    _join(f"{path}.inbox_lines", index),
+                    f"{line!r} is not a line{_did_you_mean(line, self.names['lines'])}; "
+                    f"lines {_known(self.names['lines'])}",
+                )
+        web_password_hash = _opt_secret(section, "web_password_hash")
+        problem = hash_problem(web_password_hash) if web_password_hash is not None else None
+        if problem is not None:
+            self.problem(f"{path}.web_password_hash", problem)
         endpoint = _opt_text(section, "endpoint")
         if endpoint is None:
             return None
-        return User(name=name, endpoint=endpoint, backup_number=backup_number)
+        return User(
+            name=name,
+            endpoint=endpoint,
+            backup_number=backup_number,
+            web_password_hash=web_password_hash,
+            inbox_lines=tuple(inbox_lines) if inbox_lines is not None else None,
+        )
 
     def ring_group(self, name: str, section: Section) -> RingGroup | None:
         path = f"ring_groups.{name}"

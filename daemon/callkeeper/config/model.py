@@ -103,6 +103,7 @@ class AsteriskConfig:
     outbound_dial: str | None = None
     connect_timeout_seconds: float = 5.0
     request_timeout_seconds: float = 10.0
+    voicemail_spool: str = "/var/spool/asterisk/voicemail"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,8 @@ class User:
     name: str
     endpoint: str
     backup_number: str | None = None
+    web_password_hash: Secret | None = None
+    inbox_lines: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

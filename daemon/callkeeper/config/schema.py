@@ -34,6 +34,7 @@ DTMF = r"[0-9*#]"
 DESTINATION = rf"voicemail|dead_end|(?:ivr|ring_group|user|line):{NAME}|external:\+[0-9]+"
 MEDIA = r"(?:sound|recording|number|digits|characters|tone):\S+"
 URL = r"https?://\S+"
+ABSOLUTE_PATH = r"/.*"
 LISTEN = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}"
 ENDPOINT = r"[A-Za-z][A-Za-z0-9_]*/\S+"
 MAILBOX = r"[^@\s]+(?:@[^@\s]+)?"
@@ -177,6 +178,13 @@ ASTERISK = Obj(
             Number(),
             default=_default(model.AsteriskConfig, "request_timeout_seconds"),
         ),
+        Field(
+            "voicemail_spool",
+            Text(ABSOLUTE_PATH, "an absolute path"),
+            default=_default(model.AsteriskConfig, "voicemail_spool"),
+            doc="app_voicemail's spool (holding <context>/<mailbox>/INBOX/) as this host sees it: the "
+            "inbox plays voicemail messages from there.",
+        ),
     ),
     doc="How to reach Asterisk's REST interface.",
 )
@@ -206,6 +214,16 @@ USER = Obj(
             "backup_number",
             Text(E164, "an E.164 number like +12125550100"),
             doc="Dialed out (through outbound_dial) when the endpoint is unreachable.",
+        ),
+        Field(
+            "web_password_hash",
+            Text(secret=True),
+            doc="Lets the user sign in to the inbox page; made by `callkeeper hash-password`.",
+        ),
+        Field(
+            "inbox_lines",
+            ListOf(NAME_TEXT, min_items=1),
+            doc="The lines whose missed calls this user sees in the inbox (default: every line).",
         ),
     ),
 )

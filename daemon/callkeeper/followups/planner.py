@@ -62,7 +62,7 @@ class FollowupPlanner:
             return None
         if any(item.kind is OutboxKind.SMS for item in await self.store.outbox_for_call(record.id)):
             return None
-        raw = rules.customer_number(record)
+        raw = record.customer
         refusal = rules.not_followed_up(record)
         if refusal is not None:
             return self._refused(record, raw, refusal, now, {})

@@ -29,7 +29,7 @@ from callkeeper.followups.worker import (
     Sent,
     Sleep,
 )
-from callkeeper.records import CallRecord, Followup, Outcome, now_utc, parse_utc
+from callkeeper.records import CallRecord, Followup, now_utc, parse_utc
 from callkeeper.store.base import OutboxItem, OutboxKind, OutboxStatus, Store
 
 log = structlog.get_logger(__name__)
@@ -227,12 +227,11 @@ class FollowupService:
         if started is None:
             return False
         for record in await self.store.list_calls(since=started, limit=ANSWERED_SEARCH_LIMIT):
-            answered = record.outcome is Outcome.ANSWERED or record.answered_by is not None
             if (
-                answered
+                record.customer_answered
                 and record.id != item.call_id
                 and record.started_at > started
-                and item.destination in rules.readings(rules.customer_number(record), self._regions)
+                and item.destination in rules.readings(record.customer, self._regions)
             ):
                 return True
         return False

@@ -150,9 +150,9 @@ class CallService:
 
     def _note_answer(self, record: CallRecord, final: bool) -> None:
         """A caller who is answered no longer needs the follow-up text of an earlier missed call."""
-        if record.answered_by and record.id not in self.answered and self.on_answered is not None:
+        if record.customer_answered and record.id not in self.answered and self.on_answered is not None:
             self.answered.add(record.id)
-            task = asyncio.create_task(self.on_answered(record.caller, self.clock()))
+            task = asyncio.create_task(self.on_answered(record.customer, self.clock()))
             self.background.add(task)
             task.add_done_callback(self.background.discard)
         if final:

@@ -45,16 +45,29 @@ def dialable(number: str, line: Line) -> bool:
 
 
 class CallHistoryWithFollowups:
-    """The store as the API reads it, with each single record showing its texts and webhooks."""
+    """The store as the API reads it, with each record showing its texts and webhooks."""
 
     def __init__(self, store: Store, followups: FollowupService) -> None:
         self.store = store
         self.followups = followups
 
     async def list_calls(
-        self, *, limit: int, since: datetime | None, line: str | None, outcome: str | None
+        self,
+        *,
+        limit: int,
+        since: datetime | None,
+        line: str | None,
+        outcome: str | None,
+        until: datetime | None = None,
     ) -> list[CallRecord]:
-        return await self.store.list_calls(limit=limit, since=since, line=line, outcome=outcome)
+        records = await self.store.list_calls(
+            limit=limit, since=since, line=line, outcome=outcome, until=until
+        )
+        outbox = await self.store.outbox_for_calls([record.id for record in records])
+        return [
+            replace(record, followups=tuple(item.as_followup() for item in outbox.get(record.id, ())))
+            for record in records
+        ]
 
     async def get_call(self, call_id: str) -> CallRecord | None:
         record = await self.store.get_call(call_id)

@@ -20,6 +20,7 @@ from callkeeper.calls import inputs as ev
 from callkeeper.config.loader import ConfigError, load_config
 from callkeeper.config.model import Config
 from callkeeper.followups.service import FollowupService
+from callkeeper.inbox.service import InboxService
 from callkeeper.records import now_utc
 from callkeeper.service.calls import CallService
 from callkeeper.service.control import CallHistoryWithFollowups, LiveDaemon
@@ -27,6 +28,8 @@ from callkeeper.service.records import RecordWriter
 from callkeeper.service.systemd import Notifier, watchdog_loop
 from callkeeper.service.translate import WANTED_EVENTS
 from callkeeper.store.base import Store, open_store
+from callkeeper.web.app import WebInbox
+from callkeeper.web.sessions import session_key
 
 log = structlog.get_logger(__name__)
 
@@ -102,9 +105,11 @@ class Daemon:
         self.writer.start()
         await self.control.restore()
         self.followups.start()
-        api = await start_api(
-            self.config.http, CallHistoryWithFollowups(self.store, self.followups), self.control
-        )
+        history = CallHistoryWithFollowups(self.store, self.followups)
+        inbox = InboxService(self.store, lambda: self.config, self.control)
+        http = self.config.http
+        pages = WebInbox(inbox, history, lambda: self.config, session_key(http.session_secret, http.token))
+        api = await start_api(http, history, self.control, inbox, pages)
         log.info("api_listening", host=self.config.http.host, port=self.config.http.port)
         connection = asyncio.create_task(self.connection.run(), name="ari-connection")
         watchdog = asyncio.create_task(

@@ -6,10 +6,12 @@ import enum
 import re
 import urllib.parse
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from callkeeper.inbox.model import InboxFilter, InboxItem, ReportCall
 from callkeeper.records import CallRecord, Followup
 
 _PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&#]*")
@@ -140,8 +142,13 @@ class Store(Protocol):
         since: datetime | None = None,
         line: str | None = None,
         outcome: str | None = None,
+        until: datetime | None = None,
     ) -> list[CallRecord]:
-        """Newest first by `started_at`; `since` is inclusive; `limit` is capped at 1000."""
+        """Newest first by `started_at`; `since` is inclusive, `until` exclusive; `limit` is capped at
+        1000. Records show no `followups` (`outbox_for_calls` has them)."""
+
+    async def calls_of_number(self, number: str, limit: int) -> list[CallRecord]:
+        """Calls from (inbound) or to (outbound) `number`, newest first; `limit` is capped at 1000."""
 
     async def open_calls(self, host: str | None = None) -> list[CallRecord]:
         """Calls without `ended_at` (of one host, or all), oldest first: what a restart must reconcile."""
@@ -186,6 +193,9 @@ class Store(Protocol):
     async def outbox_for_call(self, call_id: str) -> list[OutboxItem]:
         """Oldest first."""
 
+    async def outbox_for_calls(self, call_ids: Sequence[str]) -> dict[str, list[OutboxItem]]:
+        """`outbox_for_call` of several calls in one query; calls without items are left out."""
+
     async def outbox_depth(self) -> dict[str, int]:
         """Number of items per status, every status present."""
 
@@ -211,6 +221,35 @@ class Store(Protocol):
 
     async def set_state(self, key: str, value: str | None) -> None:
         """Set a small value shared by restarts and hosts; None deletes it."""
+
+    # The missed-call inbox. `save_call` of a final record updates it in the same transaction: a call not
+    # answered joins the open item of its number (the caller, or the contact of an outbound call) and line,
+    # or opens one; an answered one resolves the open items of its number on its line.
+
+    async def inbox_items(self, where: InboxFilter) -> list[InboxItem]:
+        """Newest first (by the latest missed call), at most `where.limit`."""
+
+    async def inbox_item(self, call_id: str) -> InboxItem | None:
+        """The item one of whose calls is `call_id`."""
+
+    async def mark_inbox_handled(
+        self, call_id: str, by: str, note: str | None, now: datetime
+    ) -> InboxItem | None:
+        """Close the item of `call_id` by hand; None if no item has that call. Raises
+        `InboxAlreadyHandled` if it was handled before."""
+
+    async def link_callback(self, call_id: str, callback_id: str, user: str) -> bool:
+        """Make the outbound call `callback_id` (placed by `user`) a callback of the item of `call_id`: its
+        final record resolves the item if the caller answered, else counts an attempt. False if no item
+        has `call_id`."""
+
+    async def inbox_version(self) -> int:
+        """Grows with every change of any item, on every host sharing the store."""
+
+    async def report_calls(
+        self, since: datetime, until: datetime, lines: frozenset[str] | None
+    ) -> list[ReportCall]:
+        """Inbound calls that started in [since, until) and have ended, of `lines` (None: all)."""
 
     async def healthy(self) -> bool:
         """True if the store accepted a write just now."""

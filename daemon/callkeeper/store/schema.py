@@ -24,6 +24,11 @@ TIMESTAMP_COLUMNS = frozenset(
         "sent_at",
         "reserved_at",
         "applied_at",
+        "handled_at",
+        "called_back_at",
+        "member_ended_at",
+        "sms_created_at",
+        "sms_sent_at",
     }
 )
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 import abc
 import asyncio
 import json
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from callkeeper.records import CallRecord
 from callkeeper.store.base import OptOut, OutboxItem, OutboxKind, OutboxStatus
+from callkeeper.store.inbox import InboxQueries, Row, Run, apply_final
 
-Row = dict[str, Any]
+_T = TypeVar("_T")
 
 MAX_LIST_LIMIT = 1000
 HEALTH_TIMEOUT_SECONDS = 5.0
@@ -125,8 +127,8 @@ def _call(row: Row) -> CallRecord:
     return CallRecord.from_json(json.loads(row["record"]))
 
 
-class SqlStore(abc.ABC):
-    """Implements `Store` over `_fetch`, which a backend provides."""
+class SqlStore(InboxQueries, abc.ABC):
+    """Implements `Store` over `_fetch` and `_transaction`, which a backend provides."""
 
     backend: ClassVar[str]
     # UPDATE ... RETURNING the claimed rows; $1 worker, $2 lease end, $3 now, $4 limit.
@@ -141,11 +143,28 @@ class SqlStore(abc.ABC):
         with other statements), and return its rows, timestamps as aware UTC datetimes, JSON as text."""
 
     @abc.abstractmethod
+    async def _transaction(self, work: Callable[[Run], Coroutine[Any, Any, _T]]) -> _T:
+        """Run `work`, which awaits nothing but the statements it runs through its argument (same
+        contract as `_fetch`), in one write transaction: all of them take effect or none."""
+
+    @abc.abstractmethod
     async def close(self) -> None: ...
 
     async def save_call(self, record: CallRecord) -> None:
-        await self._fetch(
-            _SAVE_CALL,
+        """A final record updates the inbox in the same transaction."""
+        if not record.ended:
+            await self._fetch(_SAVE_CALL, *self._call_values(record), write=True)
+            return
+
+        async def save_final(run: Run) -> None:
+            await run(_SAVE_CALL, *self._call_values(record))
+            await apply_final(run, record)
+
+        await self._transaction(save_final)
+
+    @staticmethod
+    def _call_values(record: CallRecord) -> tuple[Any, ...]:
+        return (
             record.id,
             record.direction.value,
             record.line,
@@ -161,7 +180,6 @@ class SqlStore(abc.ABC):
             record.host,
             _json(record.to_json()),
             datetime.now(UTC),
-            write=True,
         )
 
     async def get_call(self, call_id: str) -> CallRecord | None:
@@ -175,12 +193,18 @@ class SqlStore(abc.ABC):
         since: datetime | None = None,
         line: str | None = None,
         outcome: str | None = None,
+        until: datetime | None = None,
     ) -> list[CallRecord]:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
         conditions: list[str] = []
         args: list[Any] = []
-        for condition, value in (("started_at >=", since), ("line =", line), ("outcome =", outcome)):
+        for condition, value in (
+            ("started_at >=", since),
+            ("started_at <", until),
+            ("line =", line),
+            ("outcome =", outcome),
+        ):
             if value is not None:
                 args.append(value)
                 conditions.append(f"{condition} ${len(args)}")
@@ -188,6 +212,16 @@ class SqlStore(abc.ABC):
         where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
         rows = await self._fetch(
             f"SELECT record FROM calls {where}ORDER BY started_at DESC, id DESC LIMIT ${len(args)}", *args
+        )
+        return [_call(row) for row in rows]
+
+    async def calls_of_number(self, number: str, limit: int) -> list[CallRecord]:
+        """Calls from (inbound) or to (outbound) `number`, newest first."""
+        rows = await self._fetch(
+            "SELECT record FROM calls WHERE (direction = 'inbound' AND caller = $1) "
+            "OR (direction = 'outbound' AND dialed = $1) ORDER BY started_at DESC, id DESC LIMIT $2",
+            number,
+            min(limit, MAX_LIST_LIMIT),
         )
         return [_call(row) for row in rows]
 
@@ -320,6 +354,19 @@ class SqlStore(abc.ABC):
     async def outbox_for_call(self, call_id: str) -> list[OutboxItem]:
         rows = await self._fetch(f"{_OUTBOX_SELECT} WHERE call_id = $1 ORDER BY created_at, id", call_id)
         return [_outbox_item(row) for row in rows]
+
+    async def outbox_for_calls(self, call_ids: Sequence[str]) -> dict[str, list[OutboxItem]]:
+        """`outbox_for_call` of several calls in one query; calls without items are left out."""
+        if not call_ids:
+            return {}
+        placeholders = ", ".join(f"${n}" for n in range(1, len(call_ids) + 1))
+        rows = await self._fetch(
+            f"{_OUTBOX_SELECT} WHERE call_id IN ({placeholders}) ORDER BY created_at, id", *call_ids
+        )
+        found: dict[str, list[OutboxItem]] = {}
+        for row in rows:
+            found.setdefault(row["call_id"], []).append(_outbox_item(row))
+        return found
 
     async def outbox_depth(self) -> dict[str, int]:
         depth = {status.value: 0 for status in OutboxStatus}

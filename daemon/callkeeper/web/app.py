@@ -14,7 +14,8 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from http import HTTPStatus
 from importlib import resources
 from typing import Any, NoReturn, Protocol
 from urllib.parse import quote, urlencode
@@ -24,16 +25,19 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from callkeeper.api.server import DialerRejected
+from callkeeper.api.server import DialerRejected, calls_csv
 from callkeeper.config.model import Config, User
 from callkeeper.inbox.model import (
     MAX_INBOX_LIMIT,
     DailyReportRow,
     InboxAlreadyHandled,
+    InboxError,
     InboxFilter,
     InboxItem,
     InboxState,
+    NoVoicemail,
     VoicemailAudio,
+    VoicemailGone,
 )
 from callkeeper.inbox.words import reason_in_words
 from callkeeper.records import CallRecord, Outcome, Reason, now_utc
@@ -73,6 +77,7 @@ PAGE_SIZE = 100
 HISTORY_LIMIT = 20
 MAX_NOTE = 500
 MAX_CALL_ID = 256
+MAX_CSV_CALLS = 100_000
 REPORT_DAYS = 14
 MAX_REPORT_DAYS = 366
 FILTER_OUTCOMES = ("missed", "abandoned", "ignored")
@@ -113,14 +118,6 @@ class SignedIn:
 SIGNED_IN = web.RequestKey("signed_in", SignedIn)
 
 
-class VoicemailMissing(Exception):
-    pass
-
-
-class VoicemailGone(Exception):
-    pass
-
-
 class InboxPages(Protocol):
     """What the pages use of `callkeeper.inbox.service.InboxService`."""
 
@@ -135,18 +132,36 @@ class InboxPages(Protocol):
     async def voicemail_audio(self, call_id: str) -> VoicemailAudio: ...
 
     async def daily_report(
-        self, lines: Sequence[str], since: date, until: date
+        self, lines: frozenset[str] | None, since: date, until: date
     ) -> Sequence[DailyReportRow]: ...
 
     async def history(self, caller: str, limit: int) -> Sequence[CallRecord]: ...
-
-    async def calls_csv(self, lines: Sequence[str], since: date, until: date) -> str: ...
 
     async def version(self) -> int: ...
 
 
 class CallLookup(Protocol):
+    """The call records (the API's `CallHistory` is one)."""
+
     async def get_call(self, call_id: str) -> CallRecord | None: ...
+
+    async def list_calls(
+        self,
+        *,
+        limit: int,
+        since: datetime | None,
+        line: str | None,
+        outcome: str | None,
+        until: datetime | None,
+    ) -> Sequence[CallRecord]: ...
+
+
+class PageError(Exception):
+    """A request the page cannot carry out, said in words, with its HTTP status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _forbid(reason: str) -> NoReturn:
@@ -245,7 +260,9 @@ class WebInbox:
         except web.HTTPException as error:
             if error.status < 400:
                 raise
-            response = self._error_page(request, error)
+            response = self._error_page(request, error.status, error.text or "")
+        except (InboxError, PageError) as error:
+            response = self._error_page(request, error.status, str(error))
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
@@ -254,13 +271,13 @@ class WebInbox:
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    def _error_page(self, request: web.Request, error: web.HTTPException) -> web.Response:
+    def _error_page(self, request: web.Request, status: int, message: str) -> web.Response:
+        title = HTTPStatus(status).phrase
+        message = message.removeprefix(f"{status}: {title}")
         if _is_fetch(request):
-            return web.json_response({"error": error.text or error.reason}, status=error.status)
+            return web.json_response({"error": message or title}, status=status)
         signed_in = request.get(SIGNED_IN)
-        return self.render(
-            "error.html", status=error.status, title=error.reason, message=error.text, me=signed_in, nav=""
-        )
+        return self.render("error.html", status=status, title=title, message=message, me=signed_in, nav="")
 
     def signed_in(self, request: web.Request) -> SignedIn | None:
         cookie = request.cookies.get(SESSION_COOKIE)
@@ -513,7 +530,7 @@ class WebInbox:
             audio = await self.pages.voicemail_audio(request.match_info["call_id"])
         except VoicemailGone:
             raise web.HTTPGone(text="This message was deleted meanwhile.") from None
-        except VoicemailMissing:
+        except NoVoicemail:
             raise web.HTTPNotFound(text="The caller left no message.") from None
         return web.FileResponse(audio.path, headers={"Content-Type": audio.content_type})
 
@@ -541,7 +558,7 @@ class WebInbox:
         try:
             call_id = await self.pages.call_back(item.call_id, signed_in.user.name)
         except DialerRejected as rejected:
-            raise web.HTTPConflict(text=str(rejected)) from None
+            raise PageError(rejected.status, f"callkeeper cannot call back now: {rejected}.") from None
         log.info("inbox_callback_on_web", call_id=item.call_id, callback=call_id, user=signed_in.user.name)
         return self._done(
             request,
@@ -571,7 +588,7 @@ class WebInbox:
     async def reports(self, request: web.Request) -> web.Response:
         signed_in = request[SIGNED_IN]
         lines, since, until, shown = self._report_query(request)
-        rows = await self.pages.daily_report(lines, since, until)
+        rows = await self.pages.daily_report(frozenset(lines), since, until)
         return self.render(
             "reports.html",
             me=signed_in,
@@ -586,7 +603,22 @@ class WebInbox:
 
     async def report_calls(self, request: web.Request) -> web.Response:
         lines, since, until, _ = self._report_query(request)
-        text = await self.pages.calls_csv(lines, since, until)
+        # Local days reach at most 14 hours either side of UTC's.
+        found = await self.calls.list_calls(
+            limit=MAX_CSV_CALLS,
+            since=datetime.combine(since - timedelta(days=1), datetime.min.time(), UTC),
+            until=datetime.combine(until + timedelta(days=2), datetime.min.time(), UTC),
+            line=lines[0] if len(lines) == 1 else None,
+            outcome=None,
+        )
+        text = calls_csv(
+            [
+                call
+                for call in reversed(found)
+                if call.line in lines
+                and since <= call.started_at.astimezone(self.zone(call.line)).date() <= until
+            ]
+        )
         name = f"callkeeper-calls-{since}-{until}.csv"
         return web.Response(
             text=text,

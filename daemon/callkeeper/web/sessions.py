@@ -23,6 +23,16 @@ SESSION_SECONDS = 12 * 3600
 """A working day: the page stays open from the morning on without asking again."""
 
 
+def session_key(session_secret: str | None, api_token: str | None) -> bytes:
+    """The key that signs session cookies: `http.session_secret`, else one derived from the API token
+    (hosts that share a config share both), else a random one: sessions then end when the daemon stops."""
+    if session_secret:
+        return hashlib.sha256(b"callkeeper web session\0" + session_secret.encode()).digest()
+    if api_token:
+        return hmac.new(api_token.encode(), b"callkeeper web session", hashlib.sha256).digest()
+    return secrets.token_bytes(32)
+
+
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
