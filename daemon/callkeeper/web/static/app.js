@@ -16,8 +16,18 @@
     toastTimer = setTimeout(() => { toast.hidden = true; }, 6000);
   }
 
+  async function refreshCall() {
+    // The call page: a colleague (or the callback) may have handled the item meanwhile.
+    const actions = document.getElementById("actions");
+    if (!actions || actions.contains(document.activeElement)) return;
+    const response = await fetch(location.href, { credentials: "same-origin" }).catch(() => null);
+    if (!response?.ok) return;
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html").getElementById("actions");
+    if (fresh && fresh.innerHTML !== actions.innerHTML) actions.innerHTML = fresh.innerHTML;
+  }
+
   async function refresh() {
-    if (!inbox) return;
+    if (!inbox) { await refreshCall(); return; }
     let response;
     try {
       response = await fetch(inbox.dataset.rows, { credentials: "same-origin" });
@@ -61,7 +71,11 @@
       if (response.status === 401) { location.reload(); return; }
       if (!response.ok) { say(body.error || "That did not work. Please try again.", true); return; }
       say(body.message || "Done.");
-      if (!inbox) { setTimeout(() => location.reload(), form.dataset.fetch === "handled" ? 0 : 1500); return; }
+      if (!inbox) {
+        button.blur();
+        await refreshCall();
+        return;
+      }
       if (form.dataset.fetch === "handled") form.closest("tr")?.classList.add("leaving");
       await refresh();
     } catch {
