@@ -7,6 +7,7 @@
 #                      (pytest reuses it with CALLKEEPER_SANDBOX_REUSE=1)
 #   make sandbox-down  stop it (the rootfs stays cached: the next start takes a second)
 #   make demo          scripts/demo
+#   make screenshot    refresh docs/inbox.png (the README's picture of the inbox) with headless Chromium
 #
 # The sandbox needs root; see scripts/asterisk-sandbox for its settings (ARI_PORT, ...).
 
@@ -14,7 +15,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv test lint sandbox-up sandbox-down demo
+.PHONY: venv test lint sandbox-up sandbox-down demo screenshot
 
 venv: $(VENV)/.installed
 
@@ -40,3 +41,6 @@ sandbox-down:
 
 demo: venv
 	scripts/demo
+
+screenshot: venv
+	CALLKEEPER_SCREENSHOTS=docs $(BIN)/python -m pytest -q tests/web/test_browser.py
