@@ -1,7 +1,7 @@
 """The inbox in headless Chromium over the sample inbox: live rows, voicemail, buttons, sign-out.
 
 `make screenshot` runs this file with CALLKEEPER_SCREENSHOTS=docs: the signed-in inbox is saved as
-docs/inbox.png for the README (and the call and reports pages beside it).
+docs/inbox.png for the README.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def audio_duration(driver: WebDriver) -> float:
 
 
 def test_the_inbox_lives_in_the_browser(site: Site, tmp_path: Path) -> None:
-    shots = Path(os.environ.get("CALLKEEPER_SCREENSHOTS") or tmp_path)
+    shots = tmp_path
     with served(site.app) as url, chromium() as driver:
         driver.get(f"{url}/calls/sample-0")
         wait_for(lambda: "/login" in driver.current_url, what="redirect to the sign-in")
