@@ -71,6 +71,7 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+COMPRESSED_TYPES = frozenset({"text/html", "text/css", "text/javascript", "text/csv"})
 STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
 PUBLIC_PATHS = frozenset({"/login"})
 PAGE_SIZE = 100
@@ -269,6 +270,10 @@ class WebInbox:
         response.headers.setdefault("X-Frame-Options", "DENY")
         if not request.path.startswith("/static/"):
             response.headers.setdefault("Cache-Control", "no-store")
+        if isinstance(response, web.Response) and response.content_type in COMPRESSED_TYPES:
+            # No BREACH: the session cookie is SameSite=Strict, so no other site can have a signed-in
+            # page rendered with its own text in it.
+            response.enable_compression()
         return response
 
     def _error_page(self, request: web.Request, status: int, message: str) -> web.Response:

@@ -40,14 +40,15 @@
     const seen = new Set([...inbox.querySelectorAll("tr[data-key]")].map((row) => row.dataset.key));
     const focused = document.activeElement;
     const focusRow = inbox.contains(focused) ? focused.closest("tr")?.dataset.key : null;
-    const focusAction = focused?.form?.getAttribute("action");
+    const focusLabel = focused?.getAttribute("aria-label");
     inbox.innerHTML = html;
     for (const row of inbox.querySelectorAll("tr[data-key]")) {
       if (!seen.has(row.dataset.key)) row.classList.add("arrived");
     }
     if (focusRow) {
       const row = [...inbox.querySelectorAll("tr[data-key]")].find((r) => r.dataset.key === focusRow);
-      const again = row?.querySelector(`form[action="${focusAction}"] button`) || row?.querySelector("a");
+      const again = [...(row?.querySelectorAll("button") || [])].find((b) => b.getAttribute("aria-label") === focusLabel)
+        || row?.querySelector("a");
       (again || inbox).focus?.();
     }
     const summary = document.getElementById("summary");
@@ -56,12 +57,14 @@
 
   document.addEventListener("submit", async (event) => {
     const form = event.target;
-    if (!(form instanceof HTMLFormElement) || !form.dataset.fetch) return;
+    if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-fetch")) return;
     event.preventDefault();
-    const button = form.querySelector("button[type=submit]");
+    const button = event.submitter || form.querySelector("button[type=submit]");
+    const action = button.getAttribute("formaction") || form.getAttribute("action");
+    const handled = action.endsWith("/handled");
     button.disabled = true;
     try {
-      const response = await fetch(form.action, {
+      const response = await fetch(action, {
         method: "POST",
         body: new URLSearchParams(new FormData(form)),
         headers: { "X-CSRF-Token": csrf, Accept: "application/json" },
@@ -76,7 +79,7 @@
         await refreshCall();
         return;
       }
-      if (form.dataset.fetch === "handled") form.closest("tr")?.classList.add("leaving");
+      if (handled) form.closest("tr")?.classList.add("leaving");
       await refresh();
     } catch {
       say("callkeeper cannot be reached. Please try again in a moment.", true);
