@@ -5,6 +5,7 @@ The page tests, the screenshot in the README (`make screenshot`) and the 10,000-
 
 from __future__ import annotations
 
+import builtins
 import math
 import struct
 import wave
@@ -265,8 +266,8 @@ class SampleInbox:
         since: datetime | None,
         line: str | None,
         outcome: str | None,
-        until: datetime | None,
-    ) -> Sequence[CallRecord]:
+        until: datetime | None = None,
+    ) -> builtins.list[CallRecord]:
         return sorted(self.records.values(), key=lambda record: record.started_at, reverse=True)[:limit]
 
     def add_missed_call(self, caller: str, line: str = "Sales") -> InboxItem:

@@ -72,8 +72,8 @@ class OptOutEntry(Protocol):
     def at(self) -> datetime: ...
 
 
-class CallHistory(Protocol):
-    """What the API reads and writes in the store."""
+class CallRecords(Protocol):
+    """The call records (what the web pages read of the store, too)."""
 
     async def list_calls(
         self,
@@ -88,6 +88,10 @@ class CallHistory(Protocol):
         `until` exclusive."""
 
     async def get_call(self, call_id: str) -> CallRecord | None: ...
+
+
+class CallHistory(CallRecords, Protocol):
+    """What the API reads and writes in the store."""
 
     async def healthy(self) -> bool: ...
 

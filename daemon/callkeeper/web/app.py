@@ -25,7 +25,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from callkeeper.api.server import DialerRejected, calls_csv
+from callkeeper.api.server import CallRecords, DialerRejected, calls_csv
 from callkeeper.config.model import Config, User
 from callkeeper.inbox.model import (
     MAX_INBOX_LIMIT,
@@ -141,22 +141,6 @@ class InboxPages(Protocol):
     async def version(self) -> int: ...
 
 
-class CallLookup(Protocol):
-    """The call records (the API's `CallHistory` is one)."""
-
-    async def get_call(self, call_id: str) -> CallRecord | None: ...
-
-    async def list_calls(
-        self,
-        *,
-        limit: int,
-        since: datetime | None,
-        line: str | None,
-        outcome: str | None,
-        until: datetime | None,
-    ) -> Sequence[CallRecord]: ...
-
-
 class PageError(Exception):
     """A request the page cannot carry out, said in words, with its HTTP status."""
 
@@ -196,7 +180,7 @@ class WebInbox:
     def __init__(
         self,
         pages: InboxPages,
-        calls: CallLookup,
+        calls: CallRecords,
         config: Callable[[], Config],
         session_key: bytes,
         brake: LoginBrake | None = None,
