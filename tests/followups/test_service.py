@@ -13,9 +13,10 @@ from aiohttp import test_utils
 
 from callkeeper.config.model import Config, QuietHours, Secret, Webhook
 from callkeeper.followups import FollowupService, OutboxSettings
-from callkeeper.records import Outcome, Reason
+from callkeeper.records import Direction, Outcome, Reason
 from callkeeper.store import OutboxItem, OutboxKind, OutboxStatus, Store
 from tests.followups.builders import (
+    LINE_NUMBER,
     MOBILE,
     SENDER,
     T0,
@@ -175,6 +176,25 @@ async def test_an_earlier_answered_call_does_not_cancel(running: Running) -> Non
     await running.store.save_call(earlier)
     await running.service.on_call_finished(call())
     assert await running.service.on_call_answered(MOBILE, T0 - timedelta(minutes=5)) == 0
+    running.clock.advance(60)
+    await eventually(lambda: running.text_status(OutboxStatus.SENT))
+
+
+async def test_a_callback_the_caller_did_not_answer_does_not_cancel(running: Running) -> None:
+    """The dialer sets `answered_by` once the user's phone answers, before the caller is even rung."""
+    await running.service.on_call_finished(call())
+    callback = call(
+        "callback-1",
+        direction=Direction.OUTBOUND,
+        caller=LINE_NUMBER,
+        dialed=MOBILE,
+        outcome=Outcome.ABANDONED,
+        reason=Reason.PROGRESSIVE_NO_ANSWER,
+        started_at=T0 + timedelta(seconds=20),
+        ended_at=T0 + timedelta(seconds=50),
+        answered_by="alice",
+    )
+    await running.store.save_call(callback)
     running.clock.advance(60)
     await eventually(lambda: running.text_status(OutboxStatus.SENT))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bench.common import percentile
+from bench.inbox import run as inbox_run
 from bench.journal import Journal, decode_input, encode_input
 from bench.replay import DEFAULT_JOURNAL, replay
 from bench.store_bench import run as store_run
@@ -61,3 +62,9 @@ async def test_web_inbox_bench() -> None:
     result = await web_inbox_run(items=120, requests=2)
     assert result["inbox_page"]["median_ms"] > 0
     assert result["page_weight_sent_bytes"]["html"] < result["page_weight_bytes"]["html"]  # gzip
+
+
+async def test_inbox_bench_on_sqlite() -> None:
+    result = await inbox_run(items=40, runs=1, postgres=False)
+    sqlite = result["backends"]["sqlite"]
+    assert sqlite["items"] == 40 and sqlite["list_all_ms"]["median_ms"] > 0

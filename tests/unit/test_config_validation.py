@@ -483,3 +483,27 @@ def test_values_from_the_environment_are_not_repeated_in_problems() -> None:
 def test_names_are_plain() -> None:
     problem = problem_at(ASTERISK + 'users: {"al ice": {endpoint: PJSIP/a}}\n' + ONE_LINE, "users.al ice")
     assert problem.message == "expected a name of letters, digits, '-' and '_' as the key, got 'al ice'"
+
+
+def test_inbox_lines_name_lines_and_the_inbox_keys_load() -> None:
+    text = (
+        ASTERISK
+        + """\
+users:
+  alice: {endpoint: PJSIP/alice, inbox_lines: [mian, main], web_password_hash: "$scrypt$n=16384$abc"}
+  bob: {endpoint: PJSIP/bob, inbox_lines: []}
+lines:
+  main: {numbers: ["100"], route: user:alice}
+"""
+    )
+    found = {(p.path, p.line): p.message for p in problems(text)}
+    assert (
+        found[("users.alice.inbox_lines.0", 5)]
+        == "'mian' is not a line (did you mean 'main'?); lines known: main"
+    )
+    assert ("users.bob.inbox_lines", 6) in found  # an empty list would show nothing: say so instead
+
+    config = load(ASTERISK + "users:\n  alice: {endpoint: PJSIP/alice, inbox_lines: [main]}\n" + ONE_LINE)
+    assert config.users["alice"].inbox_lines == ("main",)
+    assert config.users["alice"].web_password_hash is None
+    assert config.asterisk.voicemail_spool == "/var/spool/asterisk/voicemail"

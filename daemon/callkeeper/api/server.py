@@ -352,6 +352,8 @@ async def _dialer_body(request: web.Request) -> dict[str, str]:
 
 
 CALL_FORMATS = ("json", "csv")
+FORMULA_STARTS = frozenset("=+-@\t\r")
+PLAIN_NUMBER_RE = re.compile(r"[+-]?[0-9]+")
 CSV_COLUMNS = (
     "id",
     "direction",
@@ -371,8 +373,9 @@ CSV_COLUMNS = (
 
 
 def _csv_cell(value: Any) -> Any:
-    """A spreadsheet would run a cell starting with = + - @ as a formula: such text gets a leading '."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    """A spreadsheet runs a cell starting with = + - @ as a formula: such text gets a leading ', unless it
+    is a plain number (a phone number like +4930123456 stays as it is)."""
+    if isinstance(value, str) and value[:1] in FORMULA_STARTS and not PLAIN_NUMBER_RE.fullmatch(value):
         return "'" + value
     return value
 
@@ -385,7 +388,7 @@ def calls_csv(calls: Sequence[CallRecord]) -> str:
     for call in calls:
         row = call.to_json()
         row["voicemail_seconds"] = call.voicemail.seconds if call.voicemail and call.voicemail.left else ""
-        row["texts"] = " ".join(f"{f.to}:{f.status}" for f in call.followups if f.kind == "sms")
+        row["texts"] = " ".join(f"{f.status}:{f.to}" for f in call.followups if f.kind == "sms")
         row["short"] = "true" if call.short else "false"
         writer.writerow([_csv_cell(row[column]) if row[column] is not None else "" for column in CSV_COLUMNS])
     return out.getvalue()

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 
 from callkeeper.config.model import Config
+from callkeeper.followups import rules
 from callkeeper.inbox.model import (
     MAX_INBOX_LIMIT,
     DailyReportRow,
@@ -99,11 +100,17 @@ class InboxService:
             raise UnknownItem(f"no inbox item has call {call_id!r}")
         if item.state is not InboxState.OPEN:
             raise InboxAlreadyHandled(item)
-        callback_id = self.dialer.dial(item.caller, item.line, user, None)
+        callback_id = self.dialer.dial(self._dialable_form(item), item.line, user, None)
         # The outbound call ends seconds later at the earliest (the user's phone rings first), well after
         # this link is stored; its final record finds it.
         await self.store.link_callback(item.call_id, callback_id, user)
         return callback_id
+
+    def _dialable_form(self, item: InboxItem) -> str:
+        """The caller's number in E.164, as the dialer takes it: trunks often give national numbers."""
+        line = self.config().lines.get(item.line)
+        parsed = rules.parse_number(item.caller, rules.line_region(line)) if line is not None else None
+        return rules.e164(parsed) if parsed is not None else item.caller
 
     async def voicemail_audio(self, call_id: str) -> VoicemailAudio:
         """The message `call_id` left. Raises `NoVoicemail` (none was left, or no such call),

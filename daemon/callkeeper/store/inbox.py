@@ -8,7 +8,7 @@ row of `inbox_version`, which also orders concurrent writers (PostgreSQL locks t
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 
@@ -30,15 +30,15 @@ _T = TypeVar("_T")
 
 _BUMP = "UPDATE inbox_version SET version = version + 1 RETURNING version"
 _ITEM_COLUMNS = (
-    "id, caller, line, direction, state, call_id, outcome, reason, short, started_at, waited_seconds, "
-    "attempts, shown_calls, short_abandons, ignored_calls, voicemail_call_id, voicemail_seconds, "
-    "voicemail_mailbox, handled_by, handled_at, note, resolved_by"
+    "id, caller, line, direction, state, call_id, call_ids, outcome, reason, short, started_at, "
+    "waited_seconds, attempts, shown_calls, short_abandons, ignored_calls, voicemail_call_id, "
+    "voicemail_seconds, voicemail_mailbox, text_call_id, handled_by, handled_at, note, resolved_by"
 )
 _NEW_ITEM = (
-    "INSERT INTO inbox_items (id, caller, line, direction, state, call_id, outcome, reason, short, "
+    "INSERT INTO inbox_items (id, caller, line, direction, state, call_id, call_ids, outcome, reason, short, "
     "started_at, waited_seconds, attempts, shown_calls, short_abandons, ignored_calls, voicemail_call_id, "
-    "voicemail_seconds, voicemail_mailbox, version) "
-    "VALUES ($1, $2, $3, $4, 'open', $1, $5, $6, $7, $8, $9, 1, $10, $11, $12, $13, $14, $15, $16) "
+    "voicemail_seconds, voicemail_mailbox, text_call_id, version) "
+    "VALUES ($1, $2, $3, $4, 'open', $1, $1, $5, $6, $7, $8, $9, 1, $10, $11, $12, $13, $14, $15, $16, $17) "
     "ON CONFLICT (caller, line) WHERE state = 'open' DO UPDATE SET "
     # The latest call describes the item; calls may end in another order than they started.
     + ", ".join(
@@ -46,16 +46,18 @@ _NEW_ITEM = (
         f"THEN excluded.{column} ELSE inbox_items.{column} END"
         for column in ("call_id", "outcome", "reason", "short", "waited_seconds", "started_at")
     )
-    + ", attempts = inbox_items.attempts + 1, "
+    + ", call_ids = inbox_items.call_ids || ' ' || excluded.call_ids, attempts = inbox_items.attempts + 1, "
     "shown_calls = inbox_items.shown_calls + excluded.shown_calls, "
     "short_abandons = inbox_items.short_abandons + excluded.short_abandons, "
     "ignored_calls = inbox_items.ignored_calls + excluded.ignored_calls, "
     + ", ".join(
         f"{column} = COALESCE(excluded.{column}, inbox_items.{column})"
-        for column in ("voicemail_call_id", "voicemail_seconds", "voicemail_mailbox")
+        for column in ("voicemail_call_id", "voicemail_seconds", "voicemail_mailbox", "text_call_id")
     )
     + ", version = excluded.version RETURNING id"
 )
+# The call's follow-up text, if one was planned: that happens before its final record is stored.
+_HAS_TEXT = "SELECT id FROM outbox WHERE call_id = $1 AND kind = 'sms'"
 _RESOLVE = (
     "UPDATE inbox_items SET state = 'handled', handled_by = $1, handled_at = $2, resolved_by = $3, "
     "called_back_at = $4, version = $5 WHERE state = 'open' AND "
@@ -104,11 +106,7 @@ async def _resolve(run: Run, record: CallRecord, linked: Row | None) -> None:
     outbound = record.direction is Direction.OUTBOUND
     called_back_at = record.started_at if outbound else None
     if linked is not None:
-        await run(
-            "UPDATE inbox_calls SET counted = TRUE, ended_at = $2 WHERE call_id = $1",
-            record.id,
-            record.ended_at,
-        )
+        await run("UPDATE inbox_calls SET counted = TRUE WHERE call_id = $1", record.id)
         await run(
             _RESOLVE + "id = $6",
             linked["callback_by"] or record.answered_by,
@@ -135,17 +133,17 @@ async def _callback_unanswered(run: Run, record: CallRecord, item_id: str) -> No
     """A callback that did not reach the caller: one more attempt if their phone rang, the item stays open."""
     assert record.outcome is not None and record.reason is not None
     version = await _bump(run)
-    await run(
-        "UPDATE inbox_calls SET counted = TRUE, ended_at = $2 WHERE call_id = $1", record.id, record.ended_at
-    )
+    texted = bool(await run(_HAS_TEXT, record.id))
+    await run("UPDATE inbox_calls SET counted = TRUE WHERE call_id = $1", record.id)
     await run(
         "UPDATE inbox_items SET call_id = $2, outcome = $3, reason = $4, short = FALSE, "
-        "attempts = attempts + $5, version = $6 WHERE id = $1",
+        "attempts = attempts + $5, text_call_id = COALESCE($6, text_call_id), version = $7 WHERE id = $1",
         item_id,
         record.id,
         record.outcome.value,
         record.reason.value,
         1 if record.reason is Reason.PROGRESSIVE_NO_ANSWER else 0,
+        record.id if texted else None,
         version,
     )
 
@@ -156,6 +154,7 @@ async def _missed(run: Run, record: CallRecord) -> None:
     short = record.short and record.outcome in (Outcome.MISSED, Outcome.ABANDONED)
     ignored = record.outcome is Outcome.IGNORED
     voicemail = record.voicemail if record.voicemail is not None and record.voicemail.left else None
+    texted = bool(await run(_HAS_TEXT, record.id))
     rows = await run(
         _NEW_ITEM,
         record.id,
@@ -173,14 +172,14 @@ async def _missed(run: Run, record: CallRecord) -> None:
         record.id if voicemail else None,
         voicemail.seconds if voicemail else None,
         voicemail.mailbox if voicemail else None,
+        record.id if texted else None,
         version,
     )
     await run(
-        "INSERT INTO inbox_calls (call_id, item_id, counted, ended_at, voicemail_seconds) "
-        "VALUES ($1, $2, TRUE, $3, $4) ON CONFLICT (call_id) DO NOTHING",
+        "INSERT INTO inbox_calls (call_id, item_id, counted, voicemail_seconds) "
+        "VALUES ($1, $2, TRUE, $3) ON CONFLICT (call_id) DO NOTHING",
         record.id,
         rows[0]["id"],
-        record.ended_at,
         voicemail.seconds if voicemail else None,
     )
 
@@ -201,8 +200,6 @@ def _conditions(where: InboxFilter, args: list[Any]) -> list[str]:
 
     conditions = [f"state = {arg(where.state.value)}"]
     if where.lines is not None:
-        if not where.lines:
-            return ["FALSE"]
         conditions.append(f"line IN ({', '.join(arg(line) for line in sorted(where.lines))})")
     if where.outcome is not None:
         conditions.append(f"outcome = {arg(where.outcome.value)}")
@@ -224,35 +221,12 @@ def _conditions(where: InboxFilter, args: list[Any]) -> list[str]:
     return conditions
 
 
-def _items(rows: Iterable[Row]) -> list[InboxItem]:
-    """Items from the listing's rows: one per call of an item, with that call's newest text if any."""
-    items: dict[str, Row] = {}
-    members: dict[str, list[tuple[bool, datetime, str]]] = {}
-    texts: dict[str, Row] = {}
-    for row in rows:
-        item_id = row["id"]
-        items.setdefault(item_id, row)
-        calls = members.setdefault(item_id, [])
-        if row["member"] is not None and all(member[2] != row["member"] for member in calls):
-            ended = row["member_ended_at"]
-            calls.append((ended is None, ended or datetime.max.replace(tzinfo=UTC), row["member"]))
-        newest = texts.get(item_id)
-        if row["sms_status"] is not None and (
-            newest is None or row["sms_created_at"] > newest["sms_created_at"]
-        ):
-            texts[item_id] = row
-    return [
-        _item(row, [call for _, _, call in sorted(members[item_id])], texts.get(item_id))
-        for item_id, row in items.items()
-    ]
-
-
-def _item(row: Row, call_ids: Sequence[str], text: Row | None) -> InboxItem:
+def _item(row: Row) -> InboxItem:
     outcome, reason = Outcome(row["outcome"]), Reason(row["reason"])
     shown = int(row["shown_calls"])
     return InboxItem(
         call_id=row["call_id"],
-        call_ids=tuple(call_ids) or (row["call_id"],),
+        call_ids=tuple(row["call_ids"].split(" ")),
         caller=row["caller"],
         line=row["line"],
         direction=Direction(row["direction"]),
@@ -269,14 +243,14 @@ def _item(row: Row, call_ids: Sequence[str], text: Row | None) -> InboxItem:
         ),
         followup_text=(
             InboxFollowup(
-                call_id=text["sms_call_id"],
-                to=text["sms_to"],
-                status=text["sms_status"],
-                created_at=text["sms_created_at"],
-                sent_at=text["sms_sent_at"],
-                detail=text["sms_detail"] or "",
+                call_id=row["text_call_id"],
+                to=row["sms_to"],
+                status=row["sms_status"],
+                created_at=row["sms_created_at"],
+                sent_at=row["sms_sent_at"],
+                detail=row["sms_detail"] or "",
             )
-            if text is not None
+            if row["sms_status"] is not None
             else None
         ),
         state=InboxState(row["state"]),
@@ -290,14 +264,12 @@ def _item(row: Row, call_ids: Sequence[str], text: Row | None) -> InboxItem:
 
 
 def _listing(page: str) -> str:
-    """The items of `page` (a SELECT of inbox_items rows), each joined with its calls and their texts."""
+    """The items of `page` (a SELECT of inbox_items rows) with their newest text."""
     return (
         f"WITH page AS ({page}) "
-        "SELECT page.*, ic.call_id AS member, ic.ended_at AS member_ended_at, o.call_id AS sms_call_id, "
-        "o.destination AS sms_to, o.status AS sms_status, o.created_at AS sms_created_at, "
+        "SELECT page.*, o.destination AS sms_to, o.status AS sms_status, o.created_at AS sms_created_at, "
         "o.sent_at AS sms_sent_at, o.last_error AS sms_detail "
-        "FROM page LEFT JOIN inbox_calls ic ON ic.item_id = page.id "
-        "LEFT JOIN outbox o ON o.call_id = ic.call_id AND o.kind = 'sms' "
+        "FROM page LEFT JOIN outbox o ON o.call_id = page.text_call_id AND o.kind = 'sms' "
         "ORDER BY page.started_at DESC, page.id DESC"
     )
 
@@ -316,6 +288,8 @@ class InboxQueries(abc.ABC):
         """Newest first (by the latest missed call), at most `where.limit`."""
         if where.limit < 1:
             raise ValueError(f"limit must be at least 1, not {where.limit}")
+        if where.lines is not None and not where.lines:
+            return []
         args: list[Any] = []
         conditions = _conditions(where, args)
         args.append(where.limit)
@@ -323,7 +297,7 @@ class InboxQueries(abc.ABC):
             f"SELECT {_ITEM_COLUMNS} FROM inbox_items WHERE {' AND '.join(conditions)} "
             f"ORDER BY started_at DESC, id DESC LIMIT ${len(args)}"
         )
-        return _items(await self._fetch(_listing(page), *args))
+        return [_item(row) for row in await self._fetch(_listing(page), *args)]
 
     async def inbox_item(self, call_id: str) -> InboxItem | None:
         """The item one of whose calls is `call_id`."""
@@ -334,8 +308,7 @@ class InboxQueries(abc.ABC):
             ),
             call_id,
         )
-        items = _items(rows)
-        return items[0] if items else None
+        return _item(rows[0]) if rows else None
 
     async def mark_inbox_handled(
         self, call_id: str, by: str, note: str | None, now: datetime
@@ -344,24 +317,21 @@ class InboxQueries(abc.ABC):
         `InboxAlreadyHandled` if it was handled before."""
 
         async def work(run: Run) -> str | None:
-            found = await run(
-                "SELECT i.id, i.state FROM inbox_calls c JOIN inbox_items i ON i.id = c.item_id "
-                "WHERE c.call_id = $1",
-                call_id,
-            )
-            if not found or found[0]["state"] != InboxState.OPEN.value:
-                return found[0]["state"] if found else None
+            found = await run("SELECT item_id FROM inbox_calls WHERE call_id = $1", call_id)
+            if not found:
+                return None
             version = await _bump(run)
-            await run(
+            # Conditional, so that of two users marking it at once (on any host) one wins, once.
+            marked = await run(
                 "UPDATE inbox_items SET state = 'handled', handled_by = $2, handled_at = $3, note = $4, "
-                "version = $5 WHERE id = $1",
-                found[0]["id"],
+                "version = $5 WHERE id = $1 AND state = 'open' RETURNING id",
+                found[0]["item_id"],
                 by,
                 now,
                 note,
                 version,
             )
-            return "marked"
+            return "marked" if marked else "handled before"
 
         found = await self._transaction(work)
         if found is None:
@@ -373,18 +343,31 @@ class InboxQueries(abc.ABC):
         return item
 
     async def link_callback(self, call_id: str, callback_id: str, user: str) -> bool:
-        """Make the outbound call `callback_id` a callback of the item of `call_id`: its final record then
-        resolves the item (answered) or counts an attempt. False if no item has `call_id`."""
-        rows = await self._fetch(
-            "INSERT INTO inbox_calls (call_id, item_id, counted, callback_by) "
-            "SELECT $1, item_id, FALSE, $2 FROM inbox_calls WHERE call_id = $3 "
-            "ON CONFLICT (call_id) DO NOTHING RETURNING call_id",
-            callback_id,
-            user,
-            call_id,
-            write=True,
-        )
-        return bool(rows)
+        """Make the outbound call `callback_id` (placed by `user`) a callback of the item of `call_id`: its
+        final record resolves the item if the caller answered, else counts an attempt. False if no item
+        has `call_id`."""
+
+        async def work(run: Run) -> bool:
+            linked = await run(
+                "INSERT INTO inbox_calls (call_id, item_id, counted, callback_by) "
+                "SELECT $1, item_id, FALSE, $2 FROM inbox_calls WHERE call_id = $3 "
+                "ON CONFLICT (call_id) DO NOTHING RETURNING item_id",
+                callback_id,
+                user,
+                call_id,
+            )
+            if not linked:
+                return False
+            version = await _bump(run)
+            await run(
+                "UPDATE inbox_items SET call_ids = call_ids || ' ' || $2, version = $3 WHERE id = $1",
+                linked[0]["item_id"],
+                callback_id,
+                version,
+            )
+            return True
+
+        return await self._transaction(work)
 
     async def inbox_version(self) -> int:
         rows = await self._fetch("SELECT version FROM inbox_version")

@@ -26,7 +26,6 @@ TIMESTAMP_COLUMNS = frozenset(
         "applied_at",
         "handled_at",
         "called_back_at",
-        "member_ended_at",
         "sms_created_at",
         "sms_sent_at",
     }

@@ -13,11 +13,14 @@ from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
+import structlog
+
 from callkeeper.records import CallRecord
 from callkeeper.store.base import OptOut, OutboxItem, OutboxKind, OutboxStatus
 from callkeeper.store.inbox import InboxQueries, Row, Run, apply_final
 
 _T = TypeVar("_T")
+log = structlog.get_logger(__name__)
 
 MAX_LIST_LIMIT = 1000
 HEALTH_TIMEOUT_SECONDS = 5.0
@@ -160,7 +163,13 @@ class SqlStore(InboxQueries, abc.ABC):
             await run(_SAVE_CALL, *self._call_values(record))
             await apply_final(run, record)
 
-        await self._transaction(save_final)
+        try:
+            await self._transaction(save_final)
+        except Exception:
+            # The record matters more than its inbox item: stored alone if the inbox cannot take it (if
+            # the database is down, this fails too and the writer retries both).
+            log.exception("inbox_update_failed", call_id=record.id)
+            await self._fetch(_SAVE_CALL, *self._call_values(record), write=True)
 
     @staticmethod
     def _call_values(record: CallRecord) -> tuple[Any, ...]:

@@ -8,6 +8,7 @@ CREATE TABLE inbox_items (
     direction TEXT NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('open', 'handled')),
     call_id TEXT NOT NULL,
+    call_ids TEXT NOT NULL,
     outcome TEXT NOT NULL,
     reason TEXT NOT NULL,
     short INTEGER NOT NULL,
@@ -20,6 +21,7 @@ CREATE TABLE inbox_items (
     voicemail_call_id TEXT,
     voicemail_seconds INTEGER,
     voicemail_mailbox TEXT,
+    text_call_id TEXT,
     handled_by TEXT,
     handled_at TEXT,
     note TEXT,
@@ -32,13 +34,12 @@ CREATE INDEX inbox_state_started_at ON inbox_items (state, started_at);
 CREATE INDEX inbox_items_version ON inbox_items (version);
 
 -- Every call of an item: the caller's missed calls and the callbacks (linked when placed, `counted` once
--- their final record is in).
+-- their final record is in). `inbox_items.call_ids` lists the same ids, in the order they joined.
 CREATE TABLE inbox_calls (
     call_id TEXT PRIMARY KEY,
     item_id TEXT NOT NULL REFERENCES inbox_items (id),
     counted INTEGER NOT NULL,
     callback_by TEXT,
-    ended_at TEXT,
     voicemail_seconds INTEGER
 );
 CREATE INDEX inbox_calls_item ON inbox_calls (item_id);
