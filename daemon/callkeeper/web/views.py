@@ -43,7 +43,7 @@ def handled_text(item: InboxItem, zone: tzinfo, now: datetime) -> str:
     if item.resolved_by:
         who = f" with {item.handled_by}" if item.handled_by else ""
         return f"Reached by a later call{who}{when}"
-    return f"by {item.handled_by or 'someone'}{when}" + (f": {item.note}" if item.note else "")
+    return f"by {item.handled_by or 'someone'}{when}"
 
 
 def inbox_row(item: InboxItem, zone: tzinfo, now: datetime) -> dict[str, Any]:
