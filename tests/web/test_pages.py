@@ -9,6 +9,7 @@ from yarl import URL
 
 from callkeeper.config.model import Secret
 from callkeeper.inbox.model import InboxState
+from callkeeper.records import Outcome, Reason
 from callkeeper.web.app import SESSION_COOKIE
 from callkeeper.web.sessions import BrakeRule, LoginBrake
 from tests.unit.test_api_fakes import AUTH
@@ -236,3 +237,16 @@ async def test_static_files_are_cached_when_versioned(anonymous: Client) -> None
     response = await anonymous.get("/static/app.css?v=1")
     assert response.headers["Cache-Control"] == "public, max-age=604800, immutable"
     assert (await anonymous.get("/static/nothing.css")).status == 404
+
+
+async def test_a_call_without_an_item_shows_its_journey(site: Site, alice: Client) -> None:
+    earlier = site.inbox.records["sample-0"]
+    site.inbox.records["answered-1"] = replace(
+        earlier, id="answered-1", outcome=Outcome.ANSWERED, reason=Reason.ANSWERED, answered_by="carol"
+    )
+    html = await (await alice.get("/calls/answered-1")).text()
+    assert "This call is not in the inbox: it was answered." in html
+    assert "Phones of sales rang" in html and "Call back" not in html
+    async with client_for(site) as bob:
+        await sign_in(bob, "bob")
+        assert (await bob.get("/calls/answered-1")).status == 404

@@ -46,6 +46,7 @@ from callkeeper.web.passwords import decoy_hash, verify_password
 from callkeeper.web.sessions import LoginBrake, Session, SessionSigner, password_fingerprint
 from callkeeper.web.views import (
     OUTCOME_WORDS,
+    call_row,
     day_totals,
     followup_view,
     handled_text,
@@ -487,34 +488,50 @@ class WebInbox:
             raise web.HTTPNotFound(text="This call is not in your inbox.")
         return item
 
+    async def _visible_call(self, request: web.Request) -> tuple[CallRecord | None, InboxItem | None]:
+        """The call of the URL and its inbox item (if it has one), when the user may see its line."""
+        call_id = request.match_info["call_id"][:MAX_CALL_ID]
+        item = await self.pages.item(call_id)
+        record = await self.calls.get_call(call_id)
+        line = item.line if item is not None else record.line if record is not None else None
+        if line is None or line not in self.visible_lines(request[SIGNED_IN].user):
+            raise web.HTTPNotFound(text="This call is not in your inbox.")
+        return record, item
+
     async def call_page(self, request: web.Request) -> web.Response:
+        """The call of the URL (its journey, texts and webhooks) with its item's state and buttons."""
         signed_in = request[SIGNED_IN]
-        item = await self._visible_item(request)
-        zone, now = self.zone(item.line), now_utc()
-        record = await self.calls.get_call(item.call_id)
-        earlier = await self.pages.history(item.caller, HISTORY_LIMIT)
-        view = inbox_row(item, zone, now)
+        record, item = await self._visible_call(request)
+        line = item.line if item is not None else record.line if record is not None else None
+        zone, now = self.zone(line), now_utc()
+        if item is not None:
+            head = inbox_row(item, zone, now)
+            number = item.caller
+            message = (item.voicemail.call_id, item.voicemail.seconds) if item.voicemail else None
+        else:
+            assert record is not None
+            head = call_row(record, record_reason_text(record), zone, now)
+            number = head["number"]
+            left = record.voicemail if record.voicemail is not None and record.voicemail.left else None
+            message = (record.id, left.seconds) if left else None
+        earlier = await self.pages.history(number, HISTORY_LIMIT)
         return self.render(
             "call.html",
             me=signed_in,
             nav="inbox",
-            item=view,
+            item=head,
             journey=journey(record, zone) if record else [],
-            voicemail=(
-                {"call_id": item.voicemail.call_id, "seconds": duration(item.voicemail.seconds)}
-                if item.voicemail
-                else None
-            ),
+            voicemail={"call_id": message[0], "seconds": duration(message[1])} if message else None,
             followups=[followup_view(f, zone, now) for f in (record.followups if record else ())],
             history=[
-                history_row(call, item.call_id, zone, now, record_reason_text(call))
+                history_row(call, request.match_info["call_id"], zone, now, record_reason_text(call))
                 for call in earlier
                 if call.line is None or call.line in self.visible_lines(signed_in.user)
             ],
         )
 
     async def voicemail(self, request: web.Request) -> web.StreamResponse:
-        await self._visible_item(request)
+        await self._visible_call(request)
         try:
             audio = await self.pages.voicemail_audio(request.match_info["call_id"])
         except VoicemailGone:

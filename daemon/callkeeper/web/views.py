@@ -75,6 +75,28 @@ def inbox_row(item: InboxItem, zone: tzinfo, now: datetime) -> dict[str, Any]:
     }
 
 
+def call_row(record: CallRecord, reason_text: str, zone: tzinfo, now: datetime) -> dict[str, Any]:
+    """A call that has no inbox item (answered, or from before the inbox), as the call page shows it."""
+    outbound = record.direction.value == "outbound"
+    number = record.dialed if outbound else record.caller
+    outcome = record.outcome.value if record.outcome else "in progress"
+    waited = (record.ended_at - record.started_at).total_seconds() if record.ended_at else 0
+    return {
+        "call_id": record.id,
+        "number": number,
+        "caller": phone(number),
+        "line_text": f"{record.line} line" + (", we called them" if outbound else ""),
+        "attempts_text": "not in the inbox",
+        "outcome": outcome,
+        "outcome_text": OUTCOME_WORDS.get(outcome, "In progress"),
+        "reason_text": reason_text,
+        "when": clock(record.started_at, zone, now),
+        "ago": ago(record.started_at, now),
+        "waited": "" if record.answered_by else duration(waited) if waited >= 1 else "",
+        "state": "none",
+    }
+
+
 def journey(record: CallRecord, zone: tzinfo) -> list[dict[str, str]]:
     return [
         {
