@@ -42,8 +42,11 @@
     const focusRow = inbox.contains(focused) ? focused.closest("tr")?.dataset.key : null;
     const focusLabel = focused?.getAttribute("aria-label");
     inbox.innerHTML = html;
-    for (const row of inbox.querySelectorAll("tr[data-key]")) {
-      if (!seen.has(row.dataset.key)) row.classList.add("arrived");
+    const arrived = [...inbox.querySelectorAll("tr[data-key]")].filter((row) => !seen.has(row.dataset.key));
+    for (const row of arrived) row.classList.add("arrived");
+    if (arrived.length) {
+      const who = arrived.map((row) => row.querySelector(".caller a")?.textContent).join(", ");
+      document.getElementById("announce").textContent = `New in the inbox: ${who}`;
     }
     if (focusRow) {
       const row = [...inbox.querySelectorAll("tr[data-key]")].find((r) => r.dataset.key === focusRow);
