@@ -110,6 +110,14 @@ def test_a_right_password_clears_the_name_count() -> None:
     brake = LoginBrake(per_name=BrakeRule(3, 60))
     brake.failed("alice", "10.0.0.1", now=0.0)
     brake.failed("alice", "10.0.0.1", now=1.0)
-    brake.succeeded("alice")
+    brake.succeeded("alice", "10.0.0.1")
     brake.failed("alice", "10.0.0.1", now=2.0)
     assert brake.wait_seconds("alice", "10.0.0.1", now=3.0) == 0
+
+
+def test_a_right_password_gives_the_address_its_attempt_back() -> None:
+    brake = LoginBrake(per_name=BrakeRule(3, 60), per_address=BrakeRule(2, 60))
+    brake.failed("alice", "10.0.0.1", now=0.0)
+    brake.succeeded("alice", "10.0.0.1")
+    brake.failed("bob", "10.0.0.1", now=1.0)
+    assert brake.wait_seconds("carol", "10.0.0.1", now=2.0) == 0

@@ -250,3 +250,23 @@ async def test_a_call_without_an_item_shows_its_journey(site: Site, alice: Clien
     async with client_for(site) as bob:
         await sign_in(bob, "bob")
         assert (await bob.get("/calls/answered-1")).status == 404
+
+
+async def test_attempts_sent_all_at_once_meet_the_brake(site: Site) -> None:
+    site.brake = LoginBrake(per_name=BrakeRule(3, 600))
+    async with client_for(site) as client:
+        token = await csrf_of(client, "/login")
+        attempts = [
+            client.post("/login", data={"username": "alice", "password": f"guess {n}", "csrf": token})
+            for n in range(10)
+        ]
+        statuses = sorted(response.status for response in await asyncio.gather(*attempts))
+        assert statuses == [401] * 3 + [429] * 7
+
+
+async def test_a_failed_sign_in_keeps_the_page_to_go_to(anonymous: Client) -> None:
+    token = await csrf_of(anonymous, "/login?next=/reports")
+    response = await anonymous.post(
+        "/login", data={"username": "alice", "password": "wrong", "csrf": token, "next": "/reports"}
+    )
+    assert 'name="next" value="/reports"' in await response.text()

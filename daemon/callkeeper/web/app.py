@@ -69,7 +69,7 @@ KEEPALIVE_SECONDS = 15.0
 STATIC_MAX_AGE = 7 * 24 * 3600
 
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 COMPRESSED_TYPES = frozenset({"text/html", "text/css", "text/javascript", "text/csv"})
@@ -311,7 +311,12 @@ class WebInbox:
     # -- signing in and out ---------------------------------------------------------------------
 
     def _login_page(
-        self, request: web.Request, status: int = 200, error: str = "", username: str = ""
+        self,
+        request: web.Request,
+        status: int = 200,
+        error: str = "",
+        username: str = "",
+        target: str | None = None,
     ) -> web.Response:
         nonce = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(16)
         response = self.render(
@@ -319,7 +324,7 @@ class WebInbox:
             status=status,
             error=error,
             username=username,
-            next=_local_target(request.query.get("next")),
+            next=_local_target(target or request.query.get("next")),
             csrf=self.signer.csrf_token(f"login:{nonce}"),
             signed_out="signed_out" in request.query,
             me=None,
@@ -338,27 +343,33 @@ class WebInbox:
     async def login(self, request: web.Request) -> web.Response:
         form = await request.post()
         username, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
+        target = str(form.get("next", "")) or None
         nonce = request.cookies.get(LOGIN_COOKIE, "")
         if not nonce or not self.signer.csrf_valid(f"login:{nonce}", str(form.get(CSRF_FIELD, ""))):
-            return self._login_page(request, 403, "The sign-in form had expired. Please try again.", username)
+            return self._login_page(
+                request, 403, "The sign-in form had expired. Please try again.", username, target
+            )
         address = request.remote or ""
         wait = self.brake.wait_seconds(username, address)
         if wait > 0:
             log.warning("web_sign_in_braked", user=username[:64], address=address)
             minutes = max(1, round(wait / 60))
             message = f"Too many wrong passwords. Try again in {minutes} minute{'s' if minutes > 1 else ''}."
-            return self._login_page(request, 429, message, username)
+            return self._login_page(request, 429, message, username, target)
         user = self._config().users.get(username)
         password_hash = self._password_hash(user)
+        # Counted as wrong until it proves right, so attempts sent all at once meet the brake too.
+        self.brake.failed(username, address)
         matches = await asyncio.to_thread(verify_password, password, password_hash or decoy_hash())
         if user is None or password_hash is None or not matches:
-            self.brake.failed(username, address)
             log.info("web_sign_in_failed", user=username[:64], address=address)
-            return self._login_page(request, 401, "That user name and password do not match.", username)
-        self.brake.succeeded(username)
+            return self._login_page(
+                request, 401, "That user name and password do not match.", username, target
+            )
+        self.brake.succeeded(username, address)
         session, cookie = self.signer.issue(user.name, password_hash)
         log.info("web_signed_in", user=user.name, address=address)
-        response = web.HTTPSeeOther(_local_target(str(form.get("next", "")) or None))
+        response = web.HTTPSeeOther(_local_target(target))
         response.set_cookie(
             SESSION_COOKIE,
             cookie,

@@ -155,5 +155,9 @@ class LoginBrake:
         while len(self._failures) > self.MAX_KEYS:
             self._failures.popitem(last=False)
 
-    def succeeded(self, name: str) -> None:
+    def succeeded(self, name: str, address: str) -> None:
+        """The name's count starts again; the address gets back the attempt that proved right."""
         self._failures.pop(("name", name.casefold()), None)
+        times = self._failures.get(("address", address))
+        if times:
+            times.pop()
