@@ -430,3 +430,16 @@ async def test_two_users_marking_at_once_on_two_hosts_one_wins(store: Store, oth
     assert all(isinstance(outcome, InboxAlreadyHandled) for outcome in outcomes if outcome not in winners)
     item = await store.inbox_item("a1")
     assert item is not None and winners[0] is not None and item.handled_by == winners[0].handled_by
+
+
+async def test_an_answered_call_on_another_host_resolves_the_item(store: Store, other_store: Store) -> None:
+    await store.save_call(inbound("a1", 0))
+    await other_store.save_call(
+        replace(inbound("talk", 5, Outcome.ANSWERED, Reason.ANSWERED, answered_by="dave"), host="host-b")
+    )
+    item = await store.inbox_item("a1")
+    assert item is not None and (item.state, item.resolved_by, item.handled_by) == (
+        InboxState.HANDLED,
+        "talk",
+        "dave",
+    )

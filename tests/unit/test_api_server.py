@@ -40,6 +40,12 @@ PROTECTED = [
     ("GET", "/api/v1/opt-outs/+4930999999"),
     ("PUT", "/api/v1/opt-outs/+4930999999"),
     ("DELETE", "/api/v1/opt-outs/+4930999999"),
+    ("GET", "/api/v1/inbox"),
+    ("GET", "/api/v1/inbox/1714982400.1"),
+    ("POST", "/api/v1/inbox/1714982400.1/handled"),
+    ("POST", "/api/v1/inbox/1714982400.1/callback"),
+    ("GET", "/api/v1/calls/1714982400.1/voicemail"),
+    ("GET", "/api/v1/reports/daily"),
 ]
 
 

@@ -66,6 +66,7 @@ class Daemon:
             lambda: self.connection.ready,
             lambda: self.connection.reconnects,
         )
+        self.inbox = InboxService(store, lambda: self.config, self.control)
         self.notifier = Notifier()
         self.first_ready = True
 
@@ -106,10 +107,11 @@ class Daemon:
         await self.control.restore()
         self.followups.start()
         history = CallHistoryWithFollowups(self.store, self.followups)
-        inbox = InboxService(self.store, lambda: self.config, self.control)
         http = self.config.http
-        pages = WebInbox(inbox, history, lambda: self.config, session_key(http.session_secret, http.token))
-        api = await start_api(http, history, self.control, inbox, pages)
+        pages = WebInbox(
+            self.inbox, history, lambda: self.config, session_key(http.session_secret, http.token)
+        )
+        api = await start_api(http, history, self.control, self.inbox, pages)
         log.info("api_listening", host=self.config.http.host, port=self.config.http.port)
         connection = asyncio.create_task(self.connection.run(), name="ari-connection")
         watchdog = asyncio.create_task(
