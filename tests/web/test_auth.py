@@ -7,6 +7,7 @@ import io
 import pytest
 
 from callkeeper import cli
+from callkeeper.config.loader import ConfigError, load_config_text
 from callkeeper.web.passwords import hash_password, hash_problem, verify_password
 from callkeeper.web.sessions import SESSION_SECONDS, BrakeRule, LoginBrake, SessionSigner
 
@@ -121,3 +122,24 @@ def test_a_right_password_gives_the_address_its_attempt_back() -> None:
     brake.succeeded("alice", "10.0.0.1")
     brake.failed("bob", "10.0.0.1", now=1.0)
     assert brake.wait_seconds("carol", "10.0.0.1", now=2.0) == 0
+
+
+CONFIG = """\
+asterisk: {url: "http://127.0.0.1:8088", username: callkeeper, password: secret}
+users:
+  alice: {endpoint: PJSIP/alice, web_password_hash: "%s"}
+lines:
+  main: {numbers: ["100"], route: user:alice}
+"""
+
+
+def test_the_config_takes_only_a_hash_from_hash_password() -> None:
+    encoded = hash_password("correct horse", **CHEAP)
+    config = load_config_text(CONFIG % encoded, "callkeeper.yaml", {})
+    assert config.users["alice"].web_password_hash == encoded
+    with pytest.raises(ConfigError) as refused:
+        load_config_text(CONFIG % "correct horse", "callkeeper.yaml", {})
+    assert refused.value.lines() == [
+        "callkeeper.yaml:3: users.alice.web_password_hash: "
+        "not a hash from `callkeeper hash-password` (scrypt$N$r$p$SALT$HASH)"
+    ]

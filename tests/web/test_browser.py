@@ -54,6 +54,13 @@ def test_the_inbox_lives_in_the_browser(site: Site, tmp_path: Path) -> None:
         )
         screenshot(driver, shots / "call.png")
 
+        site.inbox.gone.add("sample-0")  # deleted meanwhile, e.g. from a phone's voicemail menu
+        driver.refresh()
+        wait_for(
+            lambda: driver.find_element(By.ID, "voicemail-gone").is_displayed(), what="the message said gone"
+        )
+        assert not driver.find_element(By.ID, "voicemail-audio").is_displayed()
+
         driver.get(f"{url}/")
         wait_for(
             lambda: driver.find_element(By.ID, "live").get_attribute("data-state") == "live", what="live"
