@@ -445,6 +445,8 @@ class WebInbox:
     async def _inbox_context(self, request: web.Request) -> dict[str, Any]:
         signed_in = request[SIGNED_IN]
         inbox_filter, shown = self._inbox_query(request, signed_in)
+        # Read before the items: a change between the two makes the page fetch its rows once more.
+        version = await self.live.current()
         items = await self.pages.list(inbox_filter)
         limit = shown["limit"]
         now = now_utc()
@@ -472,6 +474,7 @@ class WebInbox:
         return {
             "me": signed_in,
             "nav": "inbox",
+            "version": version,
             "title": f"({count}) {heading}" if rows and open_calls else heading,
             "heading": heading,
             "summary": summary,
@@ -512,6 +515,7 @@ class WebInbox:
     async def call_page(self, request: web.Request) -> web.Response:
         """The call of the URL (its journey, texts and webhooks) with its item's state and buttons."""
         signed_in = request[SIGNED_IN]
+        version = await self.live.current()
         record, item = await self._visible_call(request)
         line = item.line if item is not None else record.line if record is not None else None
         zone, now = self.zone(line), now_utc()
@@ -530,6 +534,7 @@ class WebInbox:
             "call.html",
             me=signed_in,
             nav="inbox",
+            version=version,
             item=head,
             journey=journey(record, zone) if record else [],
             voicemail={"call_id": message[0], "seconds": duration(message[1])} if message else None,

@@ -30,7 +30,8 @@ class LiveVersion:
         self.closed = False
 
     async def current(self) -> int:
-        if self._version is None:
+        """The counter now: the last poll's while pages listen, else read afresh."""
+        if self._version is None or self._task is None or self._task.done():
             self._version = await self._read()
         return self._version
 

@@ -97,7 +97,7 @@
     live.textContent = text;
   }
 
-  let version = null;
+  let version = document.body.dataset.version ?? null;
   let lost = false;
   function connect() {
     const source = new EventSource("/events");
