@@ -14,7 +14,7 @@ from callkeeper.web.app import SESSION_COOKIE
 from callkeeper.web.sessions import BrakeRule, LoginBrake
 from tests.unit.test_api_fakes import AUTH
 from tests.web.conftest import Client, Site, client_for, csrf_of, sign_in
-from tests.web.sample import PASSWORD
+from tests.web.sample import PASSWORD, SampleInbox
 
 JSON = {"Accept": "application/json"}
 
@@ -270,3 +270,12 @@ async def test_a_failed_sign_in_keeps_the_page_to_go_to(anonymous: Client) -> No
         "/login", data={"username": "alice", "password": "wrong", "csrf": token, "next": "/reports"}
     )
     assert 'name="next" value="/reports"' in await response.text()
+
+
+async def test_a_long_inbox_shows_the_newest_hundred_then_more(alice: Client, site: Site) -> None:
+    site.inbox.items.extend(SampleInbox(extra=150).items[8:])
+    html = await (await alice.get("/")).text()
+    assert html.count("<tr data-key=") == 100
+    assert "100+ calls to call back" in html and 'href="/?limit=200"' in html
+    more = await (await alice.get("/?limit=200")).text()
+    assert more.count("<tr data-key=") == 158 and "Show older calls" not in more
