@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -21,50 +20,25 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from callkeeper.web.passwords import hash_password
 from tests.conftest import Sandbox
-from tests.integration.daemon import RunningDaemon, daemon_config, running_daemon
+from tests.integration.daemon import RunningDaemon, running_daemon
 from tests.integration.sandbox_calls import wait_until
+from tests.integration.test_inbox import CONFIG as INBOX
+from tests.integration.test_inbox import FRONT, LEAVES_A_MESSAGE, MAIN
 from tests.web.browser import chromium, click, sign_in
 
-MAIN = "+12125550198"
-FRONT = "+12125550197"
 PASSWORD = "front desk 2026"
-# The unavailable greeting takes about 8 s; then the caller speaks for about 3 s.
-LEAVES_A_MESSAGE = "wait:10/play:hello-world/play:hello-world/play:hello-world/wait:1"
 APPEARS_WITHIN = 2.0
-
-
-def config(sandbox: Sandbox, workdir: Path) -> dict[str, Any]:
-    asterisk = daemon_config(sandbox, workdir, 0, {})["asterisk"]
-    return {
-        "asterisk": {**asterisk, "voicemail_spool": str(sandbox.spool / "voicemail")},
-        "users": {
-            # answers after 1 s, talks 4 s
-            "alice": {
-                "endpoint": "Local/alice-1-4@user-answer",
-                "web_password_hash": hash_password(PASSWORD),
-            },
-            "bob": {"endpoint": "Local/bob@user-noanswer"},
-            "carol": {"endpoint": "Local/carol-3-2@user-answer"},  # answers after 3 s, talks 2 s
-        },
-        "ring_groups": {
-            "rings": {"members": ["bob"], "ring_seconds": 2},
-            "front": {"members": ["carol"], "ring_seconds": 10},
-        },
-        "lines": {
-            "main": {
-                "numbers": [MAIN],
-                "route": "ring_group:rings",
-                "missed_calls": {"mailbox": "1000@default"},
-            },
-            "front": {"numbers": [FRONT], "route": "ring_group:front"},
-        },
-    }
+# The lines, ring groups and users of test_inbox.py; alice may sign in to the page.
+USERS = cast("dict[str, dict[str, str]]", INBOX["users"])
+CONFIG = {
+    **INBOX,
+    "users": {**USERS, "alice": {**USERS["alice"], "web_password_hash": hash_password(PASSWORD)}},
+}
 
 
 @pytest.fixture(scope="module")
 def daemon(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
-    workdir = tmp_path_factory.mktemp("inbox-web")
-    with running_daemon(sandbox, workdir, config(sandbox, workdir)) as running:
+    with running_daemon(sandbox, tmp_path_factory.mktemp("inbox-web"), CONFIG) as running:
         yield running
 
 
