@@ -14,9 +14,12 @@ import pytest
 from tests.conftest import Sandbox
 from tests.integration.daemon import TOKEN, RunningDaemon, running_daemon
 from tests.integration.sandbox_calls import wait_until
+from tests.integration.sms_server import SmsServer, sms_server
 
 MAIN = "+12125550188"
 FRONT = "+12125550189"
+TEXTS = "+12125550187"
+TEXT_DELAY_SECONDS = 8
 CONFIG = {
     "users": {
         "alice": {"endpoint": "Local/alice-1-4@user-answer"},  # answers after 1 s, talks 4 s
@@ -31,6 +34,11 @@ CONFIG = {
         # Rings out after 2 s, then voicemail (the line's missed-call handling).
         "main": {"numbers": [MAIN], "route": "ring_group:rings", "missed_calls": {"mailbox": "1000@default"}},
         "front": {"numbers": [FRONT], "route": "ring_group:front"},
+        "texts": {
+            "numbers": [TEXTS],
+            "route": "ring_group:rings",
+            "followup_text": {"delay_seconds": TEXT_DELAY_SECONDS, "on": ["missed"]},
+        },
     },
 }
 # The unavailable greeting takes about 8 s; then the caller speaks for about 3 s.
@@ -38,8 +46,17 @@ LEAVES_A_MESSAGE = "wait:10/play:hello-world/play:hello-world/play:hello-world/w
 
 
 @pytest.fixture(scope="module")
-def daemon(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
-    with running_daemon(sandbox, tmp_path_factory.mktemp("inbox"), CONFIG) as running:
+def sms() -> Iterator[SmsServer]:
+    with sms_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def daemon(
+    sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory, sms: SmsServer
+) -> Iterator[RunningDaemon]:
+    config = {**CONFIG, "sms_providers": {"twilio": sms.provider()}}
+    with running_daemon(sandbox, tmp_path_factory.mktemp("inbox"), config) as running:
         yield running
 
 
@@ -113,6 +130,23 @@ async def test_a_callback_nobody_answers_counts_an_attempt(daemon: RunningDaemon
     item = await item_of(daemon, record["id"])
     assert (item["state"], item["attempts"], item["call_id"]) == ("open", 2, body["call_id"])
     assert item["reason_text"] == "We called; they did not answer"
+
+
+async def test_a_callback_nobody_answers_leaves_the_callers_text_to_go_out(
+    daemon: RunningDaemon, sms: SmsServer
+) -> None:
+    """The user's phone answered the callback (so its record has `answered_by`), the caller's did not:
+    the text planned for their missed call still goes out."""
+    caller = "+14155550299"  # busy
+    record = await daemon.verdict(await daemon.place(TEXTS, "wait:1", caller_id=caller))
+    assert record["outcome"] == "missed", record
+    status, body = await daemon.api("POST", f"/api/v1/inbox/{record['id']}/callback", json={"user": "alice"})
+    assert status == 202, body
+    callback = await daemon.verdict(body["call_id"])
+    assert (callback["outcome"], callback["answered_by"]) == ("abandoned", "alice")
+    await wait_until(lambda: sms.texts_to(caller), within=TEXT_DELAY_SECONDS + 20, what="the follow-up text")
+    item = await item_of(daemon, record["id"])
+    assert item["followup_text"]["status"] == "sent" and item["state"] == "open"
 
 
 async def test_an_answered_call_resolves_the_callers_earlier_item(daemon: RunningDaemon) -> None:

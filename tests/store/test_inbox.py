@@ -202,6 +202,7 @@ async def test_voicemail_and_texts_of_the_items_calls(store: Store) -> None:
         "sent",
     )
     assert item.followup_text.sent_at == T0 + timedelta(minutes=2)
+    assert item.followup_text.body == "Sorry we missed you"
 
 
 async def test_waited_seconds_leave_out_the_message(store: Store) -> None:

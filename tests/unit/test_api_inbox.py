@@ -19,7 +19,7 @@ from callkeeper.inbox.service import InboxService
 from callkeeper.records import Followup, Outcome, Reason
 from callkeeper.service.control import CallHistoryWithFollowups
 from callkeeper.store import OutboxItem, OutboxKind
-from tests.unit.test_api_fakes import AUTH, T0, TOKEN, FakeControl, call, fakes, open_inbox
+from tests.unit.test_api_fakes import AUTH, T0, TOKEN, FakeControl, FakeHistory, call, fakes, open_inbox
 from tests.unit.test_inbox import CALLER, leave_message, missed_call
 
 Client = TestClient[Any, Any]
@@ -34,9 +34,13 @@ async def inbox(tmp_path: Path) -> AsyncIterator[tuple[InboxService, FakeControl
 
 
 @pytest.fixture
-async def client(inbox: tuple[InboxService, FakeControl]) -> AsyncIterator[Client]:
+def history() -> FakeHistory:
+    return fakes()[0]
+
+
+@pytest.fixture
+async def client(inbox: tuple[InboxService, FakeControl], history: FakeHistory) -> AsyncIterator[Client]:
     service, control = inbox
-    history = fakes()[0]
     async with TestClient(TestServer(build_app(history, control, Secret(TOKEN), service))) as test_client:
         yield test_client
 
@@ -165,7 +169,7 @@ async def test_daily_report(client: Client, inbox: tuple[InboxService, FakeContr
     await request(client, "GET", "/api/v1/reports/daily?to=someday", 400)
 
 
-async def test_calls_as_csv(client: Client) -> None:
+async def test_calls_as_csv(client: Client, history: FakeHistory) -> None:
     async with client.get("/api/v1/calls?format=csv&line=sales", headers=AUTH) as response:
         assert response.status == 200
         assert response.content_type == "text/csv"
@@ -176,6 +180,7 @@ async def test_calls_as_csv(client: Client) -> None:
         "ring_group_no_answer",
         "false",
     )
+    assert history.queries[-1]["limit"] == 1000
     await request(client, "GET", "/api/v1/calls?format=xml", 400)
 
 

@@ -152,6 +152,7 @@ SCHEMAS: dict[str, Any] = {
             "created_at": DATE_TIME,
             "sent_at": NULLABLE_DATE_TIME,
             "detail": STRING,
+            "body": {"type": "string", "description": "What the text says (empty if it was never written)."},
         }
     ),
     "InboxItem": {
@@ -375,7 +376,9 @@ PATHS: dict[str, Any] = {
                 _query(
                     "format",
                     {"type": "string", "enum": ["json", "csv"], "default": "json"},
-                    "csv: one row per call with a header row (the report's calls, for a spreadsheet).",
+                    f"csv: one row per call with a header row (the report's calls, for a spreadsheet); "
+                    f"`limit` then defaults to {MAX_LIMIT}. More: ask again with `until` set to the "
+                    "oldest row's started_at.",
                 ),
             ],
             "responses": {

@@ -441,7 +441,11 @@ class _Api:
 
     async def list_calls(self, request: web.Request) -> web.Response:
         params = request.query
-        limit = _limit_param(params, DEFAULT_LIMIT, MAX_LIMIT)
+        output = params.get("format", "json")
+        if output not in CALL_FORMATS:
+            _fail(400, "invalid format", {"allowed": list(CALL_FORMATS)})
+        # A spreadsheet download takes as much as one request may.
+        limit = _limit_param(params, MAX_LIMIT if output == "csv" else DEFAULT_LIMIT, MAX_LIMIT)
         since = _parse_since(params["since"]) if "since" in params else None
         until = _parse_since(params["until"], "until") if "until" in params else None
         line = params.get("line")
@@ -450,9 +454,6 @@ class _Api:
         outcome = params.get("outcome")
         if outcome is not None and outcome not in OUTCOMES:
             _fail(400, "invalid outcome", {"allowed": list(OUTCOMES)})
-        output = params.get("format", "json")
-        if output not in CALL_FORMATS:
-            _fail(400, "invalid format", {"allowed": list(CALL_FORMATS)})
         calls = await self.history.list_calls(
             limit=limit, since=since, line=line, outcome=outcome, until=until
         )

@@ -33,8 +33,8 @@ class InboxVoicemail:
 
 @dataclass(frozen=True, slots=True)
 class InboxFollowup:
-    """The newest follow-up text sent (or planned) for one of the item's calls: the outbox's status
-    (`pending`, `sending`, `sent`, `failed`, `held`, `cancelled`) and, when not sent, why."""
+    """The newest follow-up text sent (or planned) for one of the item's calls: what it says, the outbox's
+    status (`pending`, `sending`, `sent`, `failed`, `held`, `cancelled`) and, when not sent, why."""
 
     call_id: str
     to: str
@@ -42,6 +42,7 @@ class InboxFollowup:
     created_at: datetime
     sent_at: datetime | None = None
     detail: str = ""
+    body: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -51,6 +52,7 @@ class InboxFollowup:
             "created_at": utc_iso(self.created_at),
             "sent_at": utc_iso(self.sent_at),
             "detail": self.detail,
+            "body": self.body,
         }
 
 

@@ -8,6 +8,7 @@ row of `inbox_version`, which also orders concurrent writers (PostgreSQL locks t
 from __future__ import annotations
 
 import abc
+import json
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
@@ -249,6 +250,7 @@ def _item(row: Row) -> InboxItem:
                 created_at=row["sms_created_at"],
                 sent_at=row["sms_sent_at"],
                 detail=row["sms_detail"] or "",
+                body=str(json.loads(row["sms_payload"]).get("body", "")),
             )
             if row["sms_status"] is not None
             else None
@@ -268,7 +270,7 @@ def _listing(page: str) -> str:
     return (
         f"WITH page AS ({page}) "
         "SELECT page.*, o.destination AS sms_to, o.status AS sms_status, o.created_at AS sms_created_at, "
-        "o.sent_at AS sms_sent_at, o.last_error AS sms_detail "
+        "o.sent_at AS sms_sent_at, o.last_error AS sms_detail, o.payload AS sms_payload "
         "FROM page LEFT JOIN outbox o ON o.call_id = page.text_call_id AND o.kind = 'sms' "
         "ORDER BY page.started_at DESC, page.id DESC"
     )
