@@ -79,7 +79,7 @@ PAGE_SIZE = 100
 HISTORY_LIMIT = 20
 MAX_NOTE = 500
 MAX_CALL_ID = 256
-MAX_CSV_CALLS = 100_000
+CSV_PAGE = 1000
 REPORT_DAYS = 14
 MAX_REPORT_DAYS = 366
 FILTER_OUTCOMES = ("missed", "abandoned", "ignored")
@@ -623,31 +623,52 @@ class WebInbox:
             rows=[report_row(row) for row in sorted(rows, key=lambda row: (row.day, row.line), reverse=True)],
         )
 
-    async def report_calls(self, request: web.Request) -> web.Response:
+    async def report_calls(self, request: web.Request) -> web.StreamResponse:
+        """The calls behind the report as CSV, oldest last, read and sent a page at a time."""
         lines, since, until, _ = self._report_query(request)
-        # Local days reach at most 14 hours either side of UTC's.
-        found = await self.calls.list_calls(
-            limit=MAX_CSV_CALLS,
-            since=datetime.combine(since - timedelta(days=1), datetime.min.time(), UTC),
-            until=datetime.combine(until + timedelta(days=2), datetime.min.time(), UTC),
-            line=lines[0] if len(lines) == 1 else None,
-            outcome=None,
-        )
-        text = calls_csv(
-            [
-                call
-                for call in reversed(found)
-                if call.line in lines
-                and since <= call.started_at.astimezone(self.zone(call.line)).date() <= until
-            ]
-        )
         name = f"callkeeper-calls-{since}-{until}.csv"
-        return web.Response(
-            text=text,
-            content_type="text/csv",
-            charset="utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/csv; charset=utf-8",
+                "Content-Disposition": f'attachment; filename="{name}"',
+            }
         )
+        response.enable_compression()
+        await response.prepare(request)
+        # Local days reach at most 14 hours either side of UTC's.
+        earliest = datetime.combine(since - timedelta(days=1), datetime.min.time(), UTC)
+        before = datetime.combine(until + timedelta(days=2), datetime.min.time(), UTC)
+        header = True
+        sent_at_boundary: set[str] = set()
+        while True:
+            page = await self.calls.list_calls(
+                limit=CSV_PAGE,
+                since=earliest,
+                until=before,
+                line=lines[0] if len(lines) == 1 else None,
+                outcome=None,
+            )
+            fresh = [call for call in page if call.id not in sent_at_boundary]
+            if not fresh:
+                break
+            text = calls_csv(
+                [
+                    call
+                    for call in fresh
+                    if call.line in lines
+                    and since <= call.started_at.astimezone(self.zone(call.line)).date() <= until
+                ]
+            )
+            await response.write((text if header else text.split("\r\n", 1)[1]).encode())
+            header = False
+            # The next page starts at the oldest call's moment again: calls that share it are not lost.
+            oldest = fresh[-1].started_at
+            sent_at_boundary = {call.id for call in page if call.started_at == oldest}
+            before = oldest + timedelta(microseconds=1)
+            if len(page) < CSV_PAGE:
+                break
+        await response.write_eof()
+        return response
 
     # -- live updates ---------------------------------------------------------------------------
 
