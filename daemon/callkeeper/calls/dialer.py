@@ -52,17 +52,38 @@ def user_channel_id(call_id: str) -> str:
 
 def new_call(config: Config, routes: Routes, event: ev.DialerRequested) -> Call:
     line = config.lines[event.line]
+    return _outbound_call(
+        config,
+        routes,
+        line,
+        event.call_id,
+        caller=line.numbers[0],
+        contact=event.contact,
+        started_at=event.at,
+    )
+
+
+def _outbound_call(
+    config: Config,
+    routes: Routes,
+    line: Line,
+    call_id: str,
+    *,
+    caller: str,
+    contact: str,
+    started_at: datetime,
+) -> Call:
     return Call(
-        id=event.call_id,
+        id=call_id,
         config=config,
         routes=routes,
         line=line,
         origin=line,
-        caller=line.numbers[0],
+        caller=caller,
         caller_name="",
-        dialed=event.contact,
-        channel_id=user_channel_id(event.call_id),
-        started_at=event.at,
+        dialed=contact,
+        channel_id=user_channel_id(call_id),
+        started_at=started_at,
         direction=Direction.OUTBOUND,
         caller_answered=True,  # the user's phone, dialed by us
     )
@@ -112,19 +133,14 @@ def _user_answered(call: Call, board: Switchboard, user: str, at: datetime) -> N
 def adopted_call(config: Config, routes: Routes, line: Line, event: ev.DialerCallAdopted) -> Call:
     """The dialer's call again after a restart, from the user's channel and its open record."""
     record = event.record
-    call = Call(
-        id=event.call_id,
-        config=config,
-        routes=routes,
-        line=line,
-        origin=line,
+    call = _outbound_call(
+        config,
+        routes,
+        line,
+        event.call_id,
         caller=record.caller,
-        caller_name="",
-        dialed=record.dialed,
-        channel_id=event.user.channel_id,
+        contact=record.dialed,
         started_at=record.started_at,
-        direction=Direction.OUTBOUND,
-        caller_answered=True,
     )
     call.facts = facts_from_steps(record.steps)
     call.answered_by = record.answered_by
