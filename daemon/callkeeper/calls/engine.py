@@ -288,7 +288,7 @@ class Engine:
         if event.call_id in self.calls:
             return []
         line = self.config.lines.get(event.record.line or "")
-        if line is None or not self.accepting:
+        if line is None or not self._accepting:
             out: Actions = [act.Hangup(event.call_id, c.channel_id) for c in (event.user, *event.legs)]
             return out + self.close_unobserved(event.record, event.at)
         call = dialer.adopted_call(self.config, self.routes, line, event)
