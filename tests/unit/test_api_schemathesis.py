@@ -12,6 +12,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import Case
+from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from callkeeper.api.openapi import openapi_document
 from callkeeper.api.server import start_api
@@ -62,4 +63,7 @@ def base_url() -> Iterator[str]:
 @schema.parametrize()
 @settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 def test_generated_requests(case: Case[Any], base_url: str) -> None:
-    case.call_and_validate(base_url=base_url, headers=AUTH)
+    # The token header is added to every case, so a negative case that dropped it (or whose only flaw
+    # does not survive serialisation) reaches the server valid: "accepted negative data" is then no
+    # finding. Unknown query parameters and bad values are refused by tests of their own.
+    case.call_and_validate(base_url=base_url, headers=AUTH, excluded_checks=[negative_data_rejection])
