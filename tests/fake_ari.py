@@ -20,6 +20,12 @@ from aiohttp import WSMsgType, test_utils, web
 INFO = {"system": {"version": "22.10.1", "entity_id": "02:fc"}, "status": {}, "config": {}}
 PING = {"ping": "pong", "asterisk_id": "02:fc", "timestamp": "2026-11-27T07:35:31.117+0000"}
 JSON = "application/json"
+# What an Asterisk with no calls answers to the questions the daemon asks when it connects.
+NO_CALLS: dict[tuple[str, str], tuple[int, Any]] = {
+    ("GET", "/ari/channels"): (200, []),
+    ("GET", "/ari/bridges"): (200, []),
+    ("GET", "/ari/endpoints"): (200, []),
+}
 
 
 @dataclass
@@ -157,6 +163,67 @@ class FakeAri:
             if (method is None or seen.method == method)
             and (path is None or re.fullmatch(path, seen.raw_path))
         ]
+
+
+def answers_at_once(on_create: Callable[[str], None] | None = None) -> Responder:
+    """Asterisk's answers to what a call's worker asks (playbacks, new channels, bridges, the
+    channel list), at once; `on_create` hears of each channel created."""
+
+    def answer(seen: Seen) -> Reply | None:
+        path, query = seen.raw_path.removeprefix("/ari"), seen.query
+        if seen.method == "POST" and path.endswith("/play"):
+            return 200, {
+                "id": query["playbackId"],
+                "media_uri": query["media"],
+                "target_uri": path,
+                "state": "queued",
+            }
+        if seen.method == "POST" and path == "/channels/create":
+            if on_create is not None:
+                on_create(query["channelId"])
+            return 200, channel(query["channelId"], f"{query['endpoint']};1")
+        if seen.method == "POST" and path == "/bridges":
+            return 200, {
+                "id": query["bridgeId"],
+                "technology": "simple_bridge",
+                "bridge_type": "mixing",
+                "name": query.get("name", ""),
+                "channels": [],
+            }
+        if seen.method == "GET" and path == "/channels":
+            return 200, []
+        return None
+
+    return answer
+
+
+def channel(
+    channel_id: str,
+    name: str,
+    *,
+    state: str = "Down",
+    caller: str = "",
+    app_name: str = "Stasis",
+    app_data: str = "",
+    exten: str = "s",
+) -> dict[str, Any]:
+    """A channel as ARI shows it."""
+    return {
+        "id": channel_id,
+        "name": name,
+        "state": state,
+        "caller": {"name": "", "number": caller},
+        "connected": {"name": "", "number": ""},
+        "dialplan": {
+            "context": "default",
+            "exten": exten,
+            "priority": 1,
+            "app_name": app_name,
+            "app_data": app_data,
+        },
+        "creationtime": "2026-01-01T00:00:00.000+0000",
+        "language": "en",
+    }
 
 
 async def serve(fake: FakeAri) -> test_utils.TestServer:
