@@ -197,6 +197,17 @@ def answers_at_once(on_create: Callable[[str], None] | None = None) -> Responder
     return answer
 
 
+def event(event_type: str, **fields: Any) -> dict[str, Any]:
+    """An ARI event of the app `callkeeper`, as the event websocket carries it."""
+    return {
+        "type": event_type,
+        "timestamp": "2026-11-27T07:35:31.119+0000",
+        "application": "callkeeper",
+        "asterisk_id": "02:fc",
+        **fields,
+    }
+
+
 def channel(
     channel_id: str,
     name: str,

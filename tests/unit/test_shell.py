@@ -21,11 +21,10 @@ from callkeeper.records import CallRecord
 from callkeeper.service.daemon import EXIT_OK, Daemon
 from callkeeper.service.records import RecordWriter
 from callkeeper.store import Store, open_store
-from tests.fake_ari import NO_CALLS, FakeAri, answers_at_once, channel
+from tests.fake_ari import NO_CALLS, FakeAri, answers_at_once, channel, event
 from tests.followups.builders import call
 
 TOKEN = "t" * 40
-AT = "2026-11-27T07:35:31.119+0000"
 
 
 def config_text(ari_url: str, db: Path, api_port: int) -> str:
@@ -51,16 +50,6 @@ def caller(channel_id: str, dialed: str) -> dict[str, Any]:
         app_data=f"callkeeper,inbound,{dialed}",
         exten=dialed,
     )
-
-
-def event(event_type: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "type": event_type,
-        "timestamp": AT,
-        "application": "callkeeper",
-        "asterisk_id": "02:fc",
-        **fields,
-    }
 
 
 def arrived(channel_id: str, dialed: str) -> dict[str, Any]:
