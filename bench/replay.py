@@ -35,11 +35,12 @@ from callkeeper.ari.connection import AriConnection
 from callkeeper.ari.events import MalformedEvent, parse_event
 from callkeeper.ari.rest import AriRestClient
 from callkeeper.calls import inputs as ev
+from callkeeper.calls.actions import Timer
 from callkeeper.config.loader import load_config_text
 from callkeeper.config.model import AsteriskConfig, Config
 from callkeeper.records import CallRecord
-from callkeeper.service.calls import CallService
-from callkeeper.service.records import RecordSink, RecordWriter
+from callkeeper.service.call_runner import CallService
+from callkeeper.service.record_writer import RecordSink, RecordWriter
 
 DEFAULT_JOURNAL = Path(__file__).resolve().parent / "data" / "journal.jsonl.gz"
 UNFILTERED_JOURNAL = DEFAULT_JOURNAL.with_name("journal-unfiltered.jsonl.gz")
@@ -74,7 +75,7 @@ class ReplayService(CallService):
 
     stray_timers = 0
 
-    def _fire(self, call_id: str, name: str, token: int) -> None:
+    def _fire(self, call_id: str, name: Timer, token: int) -> None:
         self.timers.pop((call_id, name), None)
         self.stray_timers += 1
 

@@ -14,6 +14,7 @@ from aiohttp import test_utils
 from callkeeper.ari.errors import AriAuthError, AriConflict, AriError, AriNotFound, AriUnavailable
 from callkeeper.ari.rest import AriRestClient
 from callkeeper.config.model import AsteriskConfig, Secret
+from tests.ari_rest import AriClientForTests
 from tests.fake_ari import FakeAri, Seen
 
 PASSWORD = "s3cret-Pa55"
@@ -41,8 +42,8 @@ def config_for(port: int, request_timeout: float = 2.0) -> AsteriskConfig:
 
 
 @pytest.fixture
-async def rest(fake_ari: tuple[FakeAri, test_utils.TestServer]) -> AsyncIterator[AriRestClient]:
-    async with AriRestClient(config_for(fake_ari[1].port or 0)) as client:
+async def rest(fake_ari: tuple[FakeAri, test_utils.TestServer]) -> AsyncIterator[AriClientForTests]:
+    async with AriClientForTests(config_for(fake_ari[1].port or 0)) as client:
         yield client
 
 
@@ -51,7 +52,7 @@ def last(fake_ari: tuple[FakeAri, test_utils.TestServer]) -> Seen:
 
 
 async def test_credentials_only_in_the_basic_auth_header(
-    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
+    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriClientForTests
 ) -> None:
     fake_ari[0].reply = (200, [CHANNEL], "application/json")
 
@@ -67,7 +68,7 @@ async def test_credentials_only_in_the_basic_auth_header(
 
 
 async def test_query_parameters_and_json_body(
-    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
+    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriClientForTests
 ) -> None:
     fake_ari[0].reply = (200, CHANNEL, "application/json")
 
@@ -94,7 +95,7 @@ async def test_query_parameters_and_json_body(
 
 
 async def test_ids_are_quoted_as_one_path_segment(
-    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
+    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriClientForTests
 ) -> None:
     await rest.hangup("odd/id ?#", "busy")
 
@@ -107,7 +108,7 @@ async def test_ids_are_quoted_as_one_path_segment(
 
 
 async def test_several_media_are_comma_separated(
-    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
+    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriClientForTests
 ) -> None:
     playback = {"id": "pb", "media_uri": "sound:a", "target_uri": "channel:c1", "state": "queued"}
     fake_ari[0].reply = (201, playback, "application/json")
@@ -119,7 +120,7 @@ async def test_several_media_are_comma_separated(
 
 
 async def test_unset_optionals_are_left_out(
-    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
+    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriClientForTests
 ) -> None:
     await rest.dial("c1")
     await rest.dial("c1", caller="c0", timeout=20)
@@ -129,7 +130,7 @@ async def test_unset_optionals_are_left_out(
     assert second.query == {"caller": "c0", "timeout": "20"}
 
 
-async def test_originate_needs_app_or_dialplan(rest: AriRestClient) -> None:
+async def test_originate_needs_app_or_dialplan(rest: AriClientForTests) -> None:
     with pytest.raises(ValueError, match="either app or context"):
         await rest.originate("Local/1@x")
     with pytest.raises(ValueError, match="either app or context"):
@@ -137,7 +138,7 @@ async def test_originate_needs_app_or_dialplan(rest: AriRestClient) -> None:
 
 
 async def test_send_message_is_a_put_with_variables_in_the_body(
-    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
+    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriClientForTests
 ) -> None:
     fake_ari[0].reply = (202, None, "application/json")
 
@@ -166,7 +167,7 @@ async def test_send_message_is_a_put_with_variables_in_the_body(
 )
 async def test_failures_raise_typed_errors(
     fake_ari: tuple[FakeAri, test_utils.TestServer],
-    rest: AriRestClient,
+    rest: AriClientForTests,
     reply: tuple[int, Any, str],
     expected: type[AriError],
     message: str,
@@ -209,7 +210,7 @@ async def test_a_shared_session_is_left_open(fake_ari: tuple[FakeAri, test_utils
 
 
 async def test_record_channel_parameters(
-    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
+    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriClientForTests
 ) -> None:
     recording = {"name": "vm-1", "format": "wav", "state": "queued", "target_uri": "channel:c1"}
     fake_ari[0].reply = (201, recording, "application/json")

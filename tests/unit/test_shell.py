@@ -18,8 +18,8 @@ from aiohttp import test_utils
 
 from callkeeper.config.loader import load_config
 from callkeeper.records import CallRecord
-from callkeeper.service.daemon import EXIT_OK, Daemon
-from callkeeper.service.records import RecordWriter
+from callkeeper.run import EXIT_OK, Daemon
+from callkeeper.service.record_writer import RecordWriter
 from callkeeper.store import Store, open_store
 from tests.fake_ari import NO_CALLS, FakeAri, answers_at_once, channel, event
 from tests.followups.builders import call
