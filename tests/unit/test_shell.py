@@ -89,6 +89,18 @@ class Running:
     async def record(self, call_id: str) -> CallRecord | None:
         return await self.store.get_call(call_id)
 
+    async def final_record(self, call_id: str) -> CallRecord:
+        """The call's record once it is final (in-progress versions are stored too)."""
+
+        async def final() -> CallRecord | None:
+            record = await self.record(call_id)
+            return record if record is not None and record.ended else None
+
+        await until(final)
+        record = await final()
+        assert record is not None
+        return record
+
 
 @pytest.fixture
 async def running(
@@ -129,10 +141,8 @@ async def test_a_call_to_a_dead_end_is_hung_up_and_recorded(running: Running) ->
     await fake.push(arrived("c1", "100"))
     await until(lambda: fake.requests("DELETE", "/ari/channels/c1"))
     await fake.push(*hung_up("c1", "100"))
-    await until(lambda: running.record("c1"))
 
-    record = await running.record("c1")
-    assert record is not None
+    record = await running.final_record("c1")
     assert (record.line, record.outcome, record.reason) == ("closed", "ignored", "dead_end")
     assert running.daemon.service.calls_in_progress() == 0
     assert await running.stop() == EXIT_OK
@@ -151,7 +161,6 @@ async def test_a_call_to_a_user_rings_them_over_the_event_socket_and_ends_the_le
     await fake.push(*hung_up("c2", "200"))
     await until(lambda: fake.requests("DELETE", f"/ari/channels/{leg_id}"))
     await fake.push(event("ChannelDestroyed", channel=leg, cause=16, cause_txt="Normal Clearing"))
-    await until(lambda: running.record("c2"))
 
     asked = [(seen.method, seen.raw_path.replace(leg_id, "LEG"), seen.lane) for seen in fake.seen[before:]]
     assert asked[:2] == [
@@ -160,8 +169,7 @@ async def test_a_call_to_a_user_rings_them_over_the_event_socket_and_ends_the_le
     ]
     assert ("DELETE", "/ari/channels/LEG", "websocket") in asked
     assert fake.requests("POST", "/ari/channels/create")[0].query["endpoint"] == "PJSIP/alice"
-    record = await running.record("c2")
-    assert record is not None
+    record = await running.final_record("c2")
     assert (record.line, record.outcome, record.reason) == ("sales", "missed", "personal_line_caller_hangup")
 
 
@@ -205,6 +213,30 @@ async def test_losing_the_event_socket_reconnects_and_reconciles_again(running: 
     await until(lambda: len(fake.handshakes) == 2 and running.daemon.connection.ready, within=10)
     await until(lambda: len(fake.requests("GET", "/ari/channels")) == 2)
     assert running.daemon.connection.reconnects == 1
+
+
+async def test_after_a_reconnect_a_vanished_caller_is_closed_and_an_orphan_leg_ended(
+    running: Running,
+) -> None:
+    fake = running.fake
+    await fake.push(arrived("c3", "200"))
+    await until(lambda: fake.requests("POST", "/ari/channels/create"))
+    leg_id = fake.requests("POST", "/ari/channels/create")[0].query["channelId"]
+    await fake.push(event("StasisStart", args=["leg", "c3"], channel=channel(leg_id, "PJSIP/alice-2")))
+    await until(lambda: fake.requests("POST", f"/ari/channels/{leg_id}/dial"))
+    orphan = channel("o1", "PJSIP/bob-9", state="Up", app_data="callkeeper,leg,gone-call")
+    fake.routes[("GET", "/ari/channels")] = (200, [orphan])
+
+    await fake.drop()  # the caller hangs up while the daemon is away: no event tells
+    await until(lambda: fake.requests("DELETE", "/ari/channels/o1"), within=10)
+
+    record = await running.final_record("c3")
+    assert (record.outcome, record.reason, record.end_observed) == (
+        "missed",
+        "personal_line_caller_hangup",
+        False,
+    )
+    assert running.daemon.service.calls_in_progress() == 0
 
 
 class FlakySink:
