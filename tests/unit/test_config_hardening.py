@@ -280,3 +280,15 @@ async def test_a_reload_parses_the_file_off_the_event_loop(
     file.write_text("shutdown_grace_seconds: !!int abc\n" + MINIMAL)
     with pytest.raises(ConfigError, match="shutdown_grace_seconds: expected a plain decimal integer"):
         await load_config_in_thread(file)
+
+
+@pytest.mark.parametrize(
+    ("text", "path"),
+    [
+        ('asterisk: {password: pw, url: "http://[::1"}\n' + ONE_LINE, "asterisk.url"),
+        ('asterisk: {password: pw}\nwebhooks: [{url: "https://u:p@[::1"}]\n' + ONE_LINE, "webhooks.0.url"),
+        ('asterisk: {password: pw}\nstorage: "postgresql://ck:pw@[::1/ck"\n' + ONE_LINE, "storage"),
+    ],
+)
+def test_an_unclosed_ipv6_address_is_a_problem(text: str, path: str) -> None:
+    assert problem_at(text, path).message == "not a valid URL: Invalid IPv6 URL"

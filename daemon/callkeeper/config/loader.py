@@ -710,7 +710,11 @@ class _Builder:
             self.problems.add(path, f"must contain {{{required}}}")
 
     def check_url(self, url: str, path: str) -> None:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as error:  # an unclosed [IPv6 address
+            self.problems.add(path, f"not a valid URL: {error}")
+            return
         try:
             parts.port  # noqa: B018 - parsing the port is the check
         except ValueError:
@@ -724,5 +728,12 @@ class _Builder:
         scheme, _, rest = url.partition("://")
         if scheme == "sqlite" and not rest.strip("/"):
             self.problems.add("storage", "sqlite:/// needs a database file path")
-        if scheme in ("postgresql", "postgres") and not urlsplit(url).hostname and "host=" not in url:
+        if scheme not in ("postgresql", "postgres"):
+            return
+        try:
+            host = urlsplit(url).hostname
+        except ValueError as error:  # an unclosed [IPv6 address
+            self.problems.add("storage", f"not a valid URL: {error}")
+            return
+        if not host and "host=" not in url:
             self.problems.add("storage", f"{scheme}:// needs a host")
