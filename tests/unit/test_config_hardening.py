@@ -292,3 +292,12 @@ async def test_a_reload_parses_the_file_off_the_event_loop(
 )
 def test_an_unclosed_ipv6_address_is_a_problem(text: str, path: str) -> None:
     assert problem_at(text, path).message == "not a valid URL: Invalid IPv6 URL"
+
+
+@pytest.mark.parametrize("zone", ["America", "Not/A_Zone", "../../etc/passwd"])
+def test_a_time_zone_that_is_no_zone_is_a_problem(zone: str) -> None:
+    text = MINIMAL.replace("route: voicemail}", f'route: voicemail, timezone: "{zone}"}}')
+
+    assert problem_at(text, "lines.main.timezone").message == (
+        f"unknown time zone {zone!r}; use a name like America/New_York"
+    )

@@ -60,6 +60,7 @@ from callkeeper.config.shapes import (
     did_you_mean,
     join,
     read_limited,
+    shown,
 )
 
 __all__ = [
@@ -403,9 +404,10 @@ class _Builder:
         timezone_name = _text(section, "timezone")
         try:
             timezone = ZoneInfo(timezone_name)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of zones, like America
             self.problems.add(
-                f"{path}.timezone", f"unknown time zone {timezone_name!r}; use a name like America/New_York"
+                f"{path}.timezone",
+                f"unknown time zone {shown(timezone_name)}; use a name like America/New_York",
             )
             timezone = ZoneInfo("UTC")
         business_hours = self.business_hours(section, path)
