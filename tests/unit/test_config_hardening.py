@@ -301,3 +301,18 @@ def test_a_time_zone_that_is_no_zone_is_a_problem(zone: str) -> None:
     assert problem_at(text, "lines.main.timezone").message == (
         f"unknown time zone {zone!r}; use a name like America/New_York"
     )
+
+
+def test_a_long_loop_of_lines_is_found_in_linear_time_and_told_in_short() -> None:
+    count = 3000
+    lines = "".join(
+        f'  l{n}: {{numbers: ["{1000 + n}"], route: "line:l{(n + 1) % count}"}}\n' for n in range(count)
+    )
+    lines += '  self: {numbers: ["9"], route: "line:self"}\n  out: {numbers: ["8"], route: "line:l0"}\n'
+
+    found = problems("asterisk: {password: pw}\nlines:\n" + lines)
+
+    assert [(problem.path, problem.message[-13:]) for problem in found] == [
+        ("lines.l0.route", f"and {count - 10} more"),
+        ("lines.self.route", " -> line:self"),
+    ]

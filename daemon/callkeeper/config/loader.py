@@ -74,6 +74,7 @@ __all__ = [
 
 _WHOLE_DAY = TimeRange(time(0, 0), time.max)
 _MISSED_CALL_ACTIONS = (DestinationKind.VOICEMAIL, DestinationKind.LINE, DestinationKind.EXTERNAL)
+_HOPS_SHOWN = 10
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
@@ -207,6 +208,49 @@ def _opt_secret(section: Section, key: str) -> Secret | None:
 def _opt_section(section: Section, key: str) -> Section | None:
     value = section.get(key)
     return value if isinstance(value, dict) else None
+
+
+def _loops(nodes: Iterable[str], successors: Mapping[str, list[str]]) -> list[set[str]]:
+    """The groups of nodes that reach each other (strongly connected, Tarjan's algorithm without
+    recursion, in linear time) and go round: more than one node, or one that leads to itself."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    loops: list[set[str]] = []
+    for root in nodes:
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            node, position = work.pop()
+            if position == 0:
+                index[node] = low[node] = len(index)
+                stack.append(node)
+                on_stack.add(node)
+            onward = successors.get(node, [])
+            if position < len(onward):
+                work.append((node, position + 1))
+                target = onward[position]
+                if target not in index:
+                    work.append((target, 0))
+                elif target in on_stack:
+                    low[node] = min(low[node], index[target])
+                continue
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                group: set[str] = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.add(member)
+                    if member == node:
+                        break
+                if len(group) > 1 or node in onward:
+                    loops.append(group)
+    return loops
 
 
 class _Builder:
@@ -663,29 +707,14 @@ class _Builder:
             onward = key in ("route", "after_hours", "missed_calls.action")
             if section == "lines" and onward and destination.kind == DestinationKind.LINE and target in lines:
                 edges.setdefault(name, []).append((path, target))
-        reach = {name: self.reachable(name, edges) for name in lines}
-        reported: set[str] = set()
-        for name in sorted(lines):
-            if name not in reach[name] or name in reported:
-                continue
-            loop = {other for other in reach[name] if name in reach[other]}
-            reported |= loop
+        successors = {name: [target for _, target in out] for name, out in edges.items()}
+        for loop in _loops(sorted(lines), successors):
             hops = sorted(
                 (path, target) for source in loop for path, target in edges.get(source, []) if target in loop
             )
-            listed = ", ".join(f"{path} -> line:{target}" for path, target in hops)
-            self.problems.add(hops[0][0], f"lines send calls around in a loop: {listed}")
-
-    @staticmethod
-    def reachable(start: str, edges: Mapping[str, list[tuple[str, str]]]) -> set[str]:
-        seen: set[str] = set()
-        pending = [target for _, target in edges.get(start, [])]
-        while pending:
-            name = pending.pop()
-            if name not in seen:
-                seen.add(name)
-                pending.extend(target for _, target in edges.get(name, []))
-        return seen
+            listed = ", ".join(f"{path} -> line:{target}" for path, target in hops[:_HOPS_SHOWN])
+            more = f" and {len(hops) - _HOPS_SHOWN} more" if len(hops) > _HOPS_SHOWN else ""
+            self.problems.add(hops[0][0], f"lines send calls around in a loop: {listed}{more}")
 
     def check_template(
         self, template: str, path: str, allowed: Iterable[str], required: str | None = None
