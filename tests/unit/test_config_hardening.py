@@ -316,3 +316,20 @@ def test_a_long_loop_of_lines_is_found_in_linear_time_and_told_in_short() -> Non
         ("lines.l0.route", f"and {count - 10} more"),
         ("lines.self.route", " -> line:self"),
     ]
+
+
+def test_thousands_of_wrong_references_are_told_in_short() -> None:
+    count = 1000
+    lines = "".join(f'  l{n}: {{numbers: ["{1000 + n}"], route: "line:x{n}"}}\n' for n in range(count))
+
+    with pytest.raises(ConfigError) as raised:
+        load_config_text("asterisk: {password: pw}\nlines:\n" + lines, "big.yaml", {})
+
+    assert len(raised.value.problems) == count
+    shown = raised.value.lines()
+    assert len(shown) == 201
+    assert shown[-1] == "big.yaml: and 800 more problems"
+    assert shown[0] == (
+        "big.yaml:3: lines.l0.route: no line named 'x0'; lines known: l0, l1, l10, l100, l101, l102, l103,"
+        " l104, l105, l106, l107, l108, l109, l11, l110, l111, l112, l113, l114, l115 and 980 more"
+    )

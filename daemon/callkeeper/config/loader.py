@@ -75,6 +75,7 @@ __all__ = [
 _WHOLE_DAY = TimeRange(time(0, 0), time.max)
 _MISSED_CALL_ACTIONS = (DestinationKind.VOICEMAIL, DestinationKind.LINE, DestinationKind.EXTERNAL)
 _HOPS_SHOWN = 10
+_NAMES_SHOWN = 20
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
@@ -112,11 +113,6 @@ def check_config(path: str | os.PathLike[str]) -> list[str]:
     except ConfigError as error:
         return error.lines()
     return []
-
-
-def _known(names: Iterable[str]) -> str:
-    listed = ", ".join(sorted(names))
-    return f"known: {listed}" if listed else "none are defined"
 
 
 def _parse_phone(number: str) -> phonenumbers.PhoneNumber | None:
@@ -262,6 +258,16 @@ class _Builder:
         self.destinations: list[tuple[str, Destination]] = []
         self.dial_outs: list[tuple[str, str]] = []
         self.names: dict[str, set[str]] = {}
+        self.listed: dict[str, str] = {}
+
+    def known(self, section: str) -> str:
+        """The names of a section, for a message (listed once: a file may have thousands)."""
+        if section not in self.listed:
+            ordered = sorted(self.names[section])
+            listed = ", ".join(ordered[:_NAMES_SHOWN])
+            more = f" and {len(ordered) - _NAMES_SHOWN} more" if len(ordered) > _NAMES_SHOWN else ""
+            self.listed[section] = f"known: {listed}{more}" if listed else "none are defined"
+        return self.listed[section]
 
     def build(self, root: Section) -> Config | None:
         """The model, checked for meaning; None when a required part is missing."""
@@ -396,7 +402,7 @@ class _Builder:
                     self.problems.add(
                         member_path,
                         f"{member!r} is not a user{did_you_mean(member, self.names['users'])}; "
-                        f"users {_known(self.names['users'])}",
+                        f"users {self.known('users')}",
                     )
                 if member in first_seen:
                     self.problems.add(
@@ -577,7 +583,8 @@ class _Builder:
         elif provider not in providers:
             self.problems.add(
                 f"{path}.provider",
-                f"no sms provider {provider!r}{did_you_mean(provider, providers)}; {_known(providers)}",
+                f"no sms provider {provider!r}{did_you_mean(provider, providers)}; "
+                f"{self.known('sms_providers')}",
             )
         sender = _opt_text(section, "from")
         if sender is None:
@@ -677,7 +684,7 @@ class _Builder:
                     self.problems.add(
                         path,
                         f"no {destination.kind.value} named {target!r}{did_you_mean(target, names)}; "
-                        f"{sections[destination.kind]} {_known(names)}",
+                        f"{sections[destination.kind]} {self.known(sections[destination.kind])}",
                     )
 
     def check_dial_out(self, number: str, path: str) -> None:

@@ -44,6 +44,8 @@ MAX_SECRET_FILE_BYTES = 64 * 1024
 MAX_VALUES = 100_000
 MAX_MERGE_DEPTH = 16
 _SHOWN_CHARACTERS = 60
+_SUGGEST_AMONG = 500
+MAX_PROBLEMS_SHOWN = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +152,11 @@ class ConfigError(Exception):
         super().__init__("\n".join(self.lines()))
 
     def lines(self) -> list[str]:
-        return [redact(problem.format(self.source)) for problem in self.problems]
+        shown_problems = [
+            redact(problem.format(self.source)) for problem in self.problems[:MAX_PROBLEMS_SHOWN]
+        ]
+        more = len(self.problems) - MAX_PROBLEMS_SHOWN
+        return [*shown_problems, f"{self.source}: and {more} more problems"] if more > 0 else shown_problems
 
 
 def compose(text: str, source: str) -> Node:
@@ -209,7 +215,12 @@ def shown(value: str, *, quoted: bool = True) -> str:
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(candidates), n=1)
+    """A close candidate, looked for among a few hundred at most: each look costs about as much as
+    there are candidates, and a file may have thousands of names and wrong references alike."""
+    choices = list(candidates)
+    if len(choices) > _SUGGEST_AMONG or len(word) > _SHOWN_CHARACTERS:
+        return ""
+    close = difflib.get_close_matches(word, choices, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
