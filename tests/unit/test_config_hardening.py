@@ -333,3 +333,17 @@ def test_thousands_of_wrong_references_are_told_in_short() -> None:
         "big.yaml:3: lines.l0.route: no line named 'x0'; lines known: l0, l1, l10, l100, l101, l102, l103,"
         " l104, l105, l106, l107, l108, l109, l11, l110, l111, l112, l113, l114, l115 and 980 more"
     )
+
+
+def test_suggestions_are_looked_for_a_few_hundred_times_at_most() -> None:
+    users = "".join(f"  user{n}: {{endpoint: PJSIP/u{n}}}\n" for n in range(400))
+    members = "".join(f"      - usr{n}\n" for n in range(1000))
+    text = (
+        f"asterisk: {{password: pw}}\nusers:\n{users}ring_groups:\n  g:\n    members:\n{members}" + ONE_LINE
+    )
+
+    found = [problem.message for problem in problems(text)]
+
+    assert len(found) == 1000
+    assert sum("did you mean" in message for message in found) == 200
+    assert found[0].startswith("'usr0' is not a user (did you mean 'user0'?); users known: user0, user1, ")

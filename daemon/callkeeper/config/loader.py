@@ -57,7 +57,6 @@ from callkeeper.config.shapes import (
     Problems,
     Section,
     compose,
-    did_you_mean,
     join,
     read_limited,
     shown,
@@ -401,7 +400,8 @@ class _Builder:
                 if member not in self.names["users"]:
                     self.problems.add(
                         member_path,
-                        f"{member!r} is not a user{did_you_mean(member, self.names['users'])}; "
+                        f"{shown(member)} is not a user"
+                        f"{self.problems.did_you_mean(member, self.names['users'])}; "
                         f"users {self.known('users')}",
                     )
                 if member in first_seen:
@@ -583,7 +583,7 @@ class _Builder:
         elif provider not in providers:
             self.problems.add(
                 f"{path}.provider",
-                f"no sms provider {provider!r}{did_you_mean(provider, providers)}; "
+                f"no sms provider {shown(provider)}{self.problems.did_you_mean(provider, providers)}; "
                 f"{self.known('sms_providers')}",
             )
         sender = _opt_text(section, "from")
@@ -683,7 +683,8 @@ class _Builder:
                 if target not in names:
                     self.problems.add(
                         path,
-                        f"no {destination.kind.value} named {target!r}{did_you_mean(target, names)}; "
+                        f"no {destination.kind.value} named {shown(target)}"
+                        f"{self.problems.did_you_mean(target, names)}; "
                         f"{sections[destination.kind]} {self.known(sections[destination.kind])}",
                     )
 
