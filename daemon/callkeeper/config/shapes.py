@@ -261,7 +261,9 @@ class Checker:
             return self.check_obj(root, shape, "")
         except _TooManyValues:
             self.problems.add(
-                "", f"aliases and merge keys expand the file to more than {MAX_VALUES} values", 0
+                "",
+                f"the file holds more than {MAX_VALUES} values (counting what aliases and merge keys repeat)",
+                0,
             )
             return None
 
