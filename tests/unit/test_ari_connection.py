@@ -18,20 +18,11 @@ from callkeeper.ari.connection import AriConnection, ConnectionState
 from callkeeper.ari.errors import AriAuthError, AriConflict, AriNotFound, AriUnavailable, is_retryable
 from callkeeper.config.model import AsteriskConfig, Secret
 from tests.ari_rest import AriClientForTests
+from tests.fake_ari import event
 
 PASSWORD = "s3cret-Pa55"
 AUTHORIZATION = "Basic Y2FsbGtlZXBlcjpzM2NyZXQtUGE1NQ=="  # callkeeper:s3cret-Pa55
 INFO = {"system": {"version": "22.10.1", "entity_id": "02:fc"}, "status": {}}
-
-
-def event(event_type: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "type": event_type,
-        "timestamp": "2026-11-27T07:35:31.119+0000",
-        "application": "callkeeper",
-        "asterisk_id": "02:fc",
-        **fields,
-    }
 
 
 def varset(n: int) -> dict[str, Any]:
