@@ -125,7 +125,9 @@ async def running(
 async def test_connecting_sets_the_filter_subscribes_and_reconciles(running: Running) -> None:
     fake = running.fake
 
-    assert fake.handshakes == [{"app": "callkeeper", "subscribeAll": "false"}]
+    assert [handshake.query for handshake in fake.handshakes] == [
+        {"app": "callkeeper", "subscribeAll": "false"}
+    ]
     asked = [(seen.method, seen.raw_path) for seen in fake.seen]
     assert asked[0] == ("GET", "/ari/asterisk/info")
     assert ("PUT", "/ari/applications/callkeeper/eventFilter") in asked
