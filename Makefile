@@ -7,6 +7,7 @@
 #                      (pytest reuses it with CALLKEEPER_SANDBOX_REUSE=1)
 #   make sandbox-down  stop it (the rootfs stays cached: the next start takes a second)
 #   make demo          scripts/demo
+#   make images        both container images with podman (docker/build-images: sizes, seconds)
 #
 # The sandbox needs root; see scripts/asterisk-sandbox for its settings (ARI_PORT, ...).
 
@@ -14,7 +15,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv test lint sandbox-up sandbox-down demo
+.PHONY: venv test lint sandbox-up sandbox-down demo images
 
 venv: $(VENV)/.installed
 
@@ -40,3 +41,6 @@ sandbox-down:
 
 demo: venv
 	scripts/demo
+
+images: venv
+	PYTHON=$(BIN)/python docker/build-images

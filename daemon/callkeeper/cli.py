@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path)
 
     commands.add_parser("schema", help="print the JSON Schema of the config file")
+    commands.add_parser("new-token", help="print a new random API token for http.token")
 
     calls = commands.add_parser("calls", help="list recent calls from a running daemon")
     calls.add_argument("--config", "-c", default=DEFAULT_CONFIG, type=Path)
@@ -69,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check_config(args.file)
         case "schema":
             print(json.dumps(json_schema(), indent=2))
+            return 0
+        case "new-token":
+            print(secrets.token_hex(32))
             return 0
         case "run":
             return _run(args.config, args.log_json)

@@ -20,12 +20,14 @@ from callkeeper.calls import inputs as ev
 from callkeeper.config.loader import ConfigError, load_config, load_config_in_thread
 from callkeeper.config.model import Config
 from callkeeper.followups.service import FollowupService
+from callkeeper.inbox.service import InboxService
 from callkeeper.records import now_utc
 from callkeeper.service.call_runner import CallService
 from callkeeper.service.control import CallHistoryWithFollowups, LiveDaemon
 from callkeeper.service.record_writer import RecordWriter
 from callkeeper.service.systemd import Notifier, watchdog_loop
 from callkeeper.service.translate import WANTED_EVENTS
+from callkeeper.service.turns import RoundRobinTurns
 from callkeeper.store import Store, open_store
 
 log = structlog.get_logger(__name__)
@@ -45,10 +47,14 @@ class Daemon:
         self.session = aiohttp.ClientSession()
         self.rest = AriRestClient(config.asterisk, self.session)
         self.followups = FollowupService(config, store, session=self.session, host=host, ari_rest=self.rest)
-        self.writer = RecordWriter(store, on_final=self.followups.on_call_finished)
+        self.writer = RecordWriter(
+            store, on_final=self.followups.on_call_finished, on_start=self.followups.on_call_started
+        )
         self.service = CallService(
             config, self.rest, self.writer, host, on_answered=self.followups.on_call_answered
         )
+        self.turns = RoundRobinTurns(store, self.service.feed, config)
+        self.service.on_turn = self.turns.taken
         self.connection = AriConnection(
             config.asterisk,
             on_event=self.service.on_event,
@@ -63,6 +69,7 @@ class Daemon:
             lambda: self.connection.ready,
             lambda: self.connection.reconnects,
         )
+        self.inbox = InboxService(store, lambda: self.config, self.control)
         self.notifier = Notifier()
         self.first_ready = True
 
@@ -92,6 +99,7 @@ class Daemon:
         self.config = config
         self.service.engine.reload(config)
         self.followups.reload(config)
+        self.turns.reload(config)
         log.info("config_reloaded", path=str(self.config_path))
 
     async def run(self) -> int:
@@ -101,9 +109,13 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, lambda: self.service.tasks.start(self.reload(), name="reload"))
         self.writer.start()
         await self.control.restore()
+        self.turns.start()
         self.followups.start()
         api = await start_api(
-            self.config.http, CallHistoryWithFollowups(self.store, self.followups), self.control
+            self.config.http,
+            CallHistoryWithFollowups(self.store, self.followups),
+            self.control,
+            self.inbox,
         )
         log.info("api_listening", host=self.config.http.host, port=self.config.http.port)
         connection = asyncio.create_task(self.connection.run(), name="ari-connection")
@@ -135,6 +147,7 @@ class Daemon:
                 await connection
             await api.cleanup()
             await self.service.close()
+            await self.turns.close()
             await self.control.close()
             await self.writer.close()
             await self.followups.close()

@@ -16,7 +16,7 @@ from callkeeper.config.loader import ConfigError, load_config, load_config_in_th
 from callkeeper.config.model import Config
 from callkeeper.config.redaction import redact
 from callkeeper.config.shapes import MAX_MERGE_DEPTH, MAX_VALUES
-from tests.unit.test_config_loader import MINIMAL, ONE_LINE, load, problem_at, problems
+from tests.unit.test_config_loader import HTTP_TOKEN, MINIMAL, ONE_LINE, load, problem_at, problems
 
 PROBLEM_LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>[0-9]+): (?P<path>[\w.]+): (?P<message>.+)$")
 
@@ -24,7 +24,7 @@ PROBLEM_LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>[0-9]+): (?P<path>[\w.]+):
 def check_config_output(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> list[str]:
     """What `callkeeper check-config` prints for `text`, after asserting it exits 2 with no traceback."""
     file = tmp_path / "callkeeper.yaml"
-    file.write_text(text)
+    file.write_text(text if re.search(r"^http:", text, re.MULTILINE) else text + HTTP_TOKEN)
     assert main(["check-config", str(file)]) == 2
     output = capsys.readouterr()
     assert "Traceback" not in output.err
@@ -264,7 +264,7 @@ async def test_a_reload_parses_the_file_off_the_event_loop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     file = tmp_path / "callkeeper.yaml"
-    file.write_text(MINIMAL)
+    file.write_text(MINIMAL + HTTP_TOKEN)
     threads: list[threading.Thread] = []
     real_load = loader.load_config
 
@@ -277,7 +277,7 @@ async def test_a_reload_parses_the_file_off_the_event_loop(
 
     assert config.lines["main"].numbers == ("100",)
     assert threads and threads[0] is not threading.main_thread()
-    file.write_text("shutdown_grace_seconds: !!int abc\n" + MINIMAL)
+    file.write_text("shutdown_grace_seconds: !!int abc\n" + MINIMAL + HTTP_TOKEN)
     with pytest.raises(ConfigError, match="shutdown_grace_seconds: expected a plain decimal integer"):
         await load_config_in_thread(file)
 
@@ -323,14 +323,14 @@ def test_thousands_of_wrong_references_are_told_in_short() -> None:
     lines = "".join(f'  l{n}: {{numbers: ["{1000 + n}"], route: "line:x{n}"}}\n' for n in range(count))
 
     with pytest.raises(ConfigError) as raised:
-        load_config_text("asterisk: {password: pw}\nlines:\n" + lines, "big.yaml", {})
+        load_config_text("asterisk: {password: pw}\n" + HTTP_TOKEN + "lines:\n" + lines, "big.yaml", {})
 
     assert len(raised.value.problems) == count
     shown = raised.value.lines()
     assert len(shown) == 201
     assert shown[-1] == "big.yaml: and 800 more problems"
     assert shown[0] == (
-        "big.yaml:3: lines.l0.route: no line named 'x0'; lines known: l0, l1, l10, l100, l101, l102, l103,"
+        "big.yaml:4: lines.l0.route: no line named 'x0'; lines known: l0, l1, l10, l100, l101, l102, l103,"
         " l104, l105, l106, l107, l108, l109, l11, l110, l111, l112, l113, l114, l115 and 980 more"
     )
 

@@ -122,6 +122,16 @@ class PresenceChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnTaken:
+    """`user` took the last call of the round-robin `group`, as the store says (after a restart, or
+    on another host)."""
+
+    group: str
+    user: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class LineOverrideChanged:
     line: str
     mode: Override
@@ -176,6 +186,7 @@ Input = (
     | EndpointStateChanged
     | PresenceChanged
     | LineOverrideChanged
+    | TurnTaken
     | StopAccepting
     | CallAdopted
 )

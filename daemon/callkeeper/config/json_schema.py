@@ -45,8 +45,10 @@ DTMF = r"[0-9*#]"
 DESTINATION = rf"voicemail|dead_end|(?:ivr|ring_group|user|line):{NAME}|external:\+[0-9]+"
 MEDIA = r"(?:sound|recording|number|digits|characters|tone):\S+"
 URL = r"https?://\S+"
+ABSOLUTE_PATH = r"/.*"
 LISTEN = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}"
 ENDPOINT = r"[A-Za-z][A-Za-z0-9_]*/\S+"
+HOST_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?"
 MAILBOX = r"[^@\s]+(?:@[^@\s]+)?"
 REGION = r"[A-Z]{2}"
 ENV_REFERENCE = r"\$\{[A-Za-z_][A-Za-z0-9_]*\}"
@@ -118,6 +120,13 @@ ASTERISK = Obj(
             TIMEOUT,
             default=_default(model.AsteriskConfig, "request_timeout_seconds"),
         ),
+        Field(
+            "voicemail_spool",
+            Text(ABSOLUTE_PATH, "an absolute path"),
+            default=_default(model.AsteriskConfig, "voicemail_spool"),
+            doc="app_voicemail's spool (holding <context>/<mailbox>/INBOX/) as this host sees it: the "
+            "inbox plays voicemail messages from there.",
+        ),
     ),
     doc="How to reach Asterisk's REST interface.",
 )
@@ -128,9 +137,26 @@ HTTP = Obj(
             "listen",
             Text(LISTEN, "HOST:PORT or [IPv6]:PORT"),
             default=f"{_default(model.HttpConfig, 'host')}:{_default(model.HttpConfig, 'port')}",
-            doc="Address of the API; anything but loopback requires a token.",
+            doc="Address of the API.",
         ),
-        Field("token", Text(secret=True), doc="Bearer token required by the API."),
+        Field(
+            "token",
+            Text(secret=True),
+            doc="Bearer token the API always requires, at least 32 characters: generate one with "
+            "`callkeeper new-token` or `openssl rand -hex 32`.",
+        ),
+        Field(
+            "names",
+            ListOf(Text(HOST_NAME, "a host name like pbx.example.com")),
+            doc="Host names clients use to reach the API; requests naming another host are refused "
+            "(DNS rebinding). The listen address, and localhost on loopback, are always accepted.",
+        ),
+        Field(
+            "public_url",
+            Text(URL, "an http:// or https:// URL"),
+            doc="The API's base URL as the outside sees it through a reverse proxy, like "
+            "https://pbx.example.com/callkeeper: SMS providers sign inbound texts for this URL.",
+        ),
     ),
     doc="The HTTP API and metrics.",
 )
@@ -142,6 +168,16 @@ USER = Obj(
             "backup_number",
             Text(E164, "an E.164 number like +12125550100"),
             doc="Dialed out (through outbound_dial) when the endpoint is unreachable.",
+        ),
+        Field(
+            "web_password_hash",
+            Text(secret=True),
+            doc="Lets the user sign in to the inbox page; made by `callkeeper hash-password`.",
+        ),
+        Field(
+            "inbox_lines",
+            ListOf(NAME_TEXT, min_items=1),
+            doc="The lines whose missed calls this user sees in the inbox (default: every line).",
         ),
     ),
 )

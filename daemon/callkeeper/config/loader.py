@@ -61,6 +61,7 @@ from callkeeper.config.shapes import (
     read_limited,
     shown,
 )
+from callkeeper.tollfraud import dial_out_refusal
 
 __all__ = [
     "ConfigError",
@@ -72,6 +73,7 @@ __all__ = [
 ]
 
 _WHOLE_DAY = TimeRange(time(0, 0), time.max)
+MIN_TOKEN_LENGTH = 32
 _MISSED_CALL_ACTIONS = (DestinationKind.VOICEMAIL, DestinationKind.LINE, DestinationKind.EXTERNAL)
 _HOPS_SHOWN = 10
 _NAMES_SHOWN = 20
@@ -348,6 +350,7 @@ class _Builder:
             outbound_dial=outbound_dial,
             connect_timeout_seconds=_seconds(section, "connect_timeout_seconds"),
             request_timeout_seconds=_seconds(section, "request_timeout_seconds"),
+            voicemail_spool=_text(section, "voicemail_spool"),
         )
 
     def http(self, section: Section) -> HttpConfig:
@@ -359,31 +362,58 @@ class _Builder:
         port = int(port_text)
         if not 1 <= port <= 65535:
             self.problems.add("http.listen", f"port {port} is not between 1 and 65535")
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            if listen.startswith("["):
+        if listen.startswith("["):
+            try:
+                ipaddress.IPv6Address(host)
+            except ValueError:
                 self.problems.add("http.listen", f"{host!r} is not an IPv6 address")
-            loopback = host == "localhost"
-        else:
-            loopback = address.is_loopback
-        if not loopback and token is None:
-            self.problems.add(
-                "http.listen",
-                f"listening on {host}, beyond this host, requires http.token (or token_file): "
-                "the daemon refuses to serve its API unauthenticated",
-            )
-        return HttpConfig(host=host, port=port, token=token)
+        generate = "generate one with `callkeeper new-token` or `openssl rand -hex 32`"
+        if token is None:
+            # Not when the section or the token itself is wrong already (reported there).
+            if not any(p.path == "http" or p.path.startswith("http.token") for p in self.problems.found):
+                self.problems.add(
+                    "http.token",
+                    "required: the API always needs a bearer token of at least "
+                    f"{MIN_TOKEN_LENGTH} characters (or token_file); {generate}",
+                )
+        elif len(token.value) < MIN_TOKEN_LENGTH:
+            self.problems.add("http.token", f"too short: at least {MIN_TOKEN_LENGTH} characters ({generate})")
+        public_url = _opt_text(section, "public_url")
+        if public_url is not None:
+            self.check_url(public_url, "http.public_url")
+            if urlsplit(public_url).query or urlsplit(public_url).fragment:
+                self.problems.add("http.public_url", "a base URL has no query or fragment")
+        return HttpConfig(
+            host=host,
+            port=port,
+            token=token,
+            names=tuple(_texts(section, "names")),
+            public_url=public_url.rstrip("/") if public_url is not None else None,
+        )
 
     def user(self, name: str, section: Section) -> User | None:
         path = f"users.{name}"
         backup_number = _opt_text(section, "backup_number")
         if backup_number is not None:
             self.check_dial_out(backup_number, f"{path}.backup_number")
+        inbox_lines = _texts(section, "inbox_lines") if "inbox_lines" in section else None
+        for index, line in enumerate(inbox_lines or ()):
+            if line not in self.names["lines"]:
+                self.problems.add(
+                    join(f"{path}.inbox_lines", index),
+                    f"{shown(line)} is not a line{self.problems.did_you_mean(line, self.names['lines'])}; "
+                    f"lines {self.known('lines')}",
+                )
         endpoint = _opt_text(section, "endpoint")
         if endpoint is None:
             return None
-        return User(name=name, endpoint=endpoint, backup_number=backup_number)
+        return User(
+            name=name,
+            endpoint=endpoint,
+            backup_number=backup_number,
+            web_password_hash=_opt_secret(section, "web_password_hash"),
+            inbox_lines=tuple(inbox_lines) if inbox_lines is not None else None,
+        )
 
     def ring_group(self, name: str, section: Section) -> RingGroup | None:
         path = f"ring_groups.{name}"
@@ -689,8 +719,9 @@ class _Builder:
                     )
 
     def check_dial_out(self, number: str, path: str) -> None:
-        if not _valid_e164(number):
-            self.problems.add(path, f"{number} is not a valid E.164 number")
+        refusal = dial_out_refusal(number)
+        if refusal is not None:
+            self.problems.add(path, refusal)
         self.dial_outs.append((path, number))
 
     def check_numbers(self, lines: Section) -> None:

@@ -103,13 +103,19 @@ class AsteriskConfig:
     outbound_dial: str | None = None
     connect_timeout_seconds: float = 5.0
     request_timeout_seconds: float = 10.0
+    voicemail_spool: str = "/var/spool/asterisk/voicemail"
 
 
 @dataclass(frozen=True, slots=True)
 class HttpConfig:
+    """`names`: host names clients reach the API by (checked against `Host`); `public_url`: the API's
+    base URL as seen from outside, through a reverse proxy (what SMS providers sign)."""
+
     host: str = "127.0.0.1"
     port: int = 8090
     token: Secret | None = None
+    names: tuple[str, ...] = ()
+    public_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +123,8 @@ class User:
     name: str
     endpoint: str
     backup_number: str | None = None
+    web_password_hash: Secret | None = None
+    inbox_lines: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
