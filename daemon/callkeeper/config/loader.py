@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 
 from callkeeper.config import json_schema
+from callkeeper.config.loops import loops
 from callkeeper.config.model import (
     TEMPLATE_VARIABLES,
     AsteriskConfig,
@@ -205,49 +206,6 @@ def _opt_secret(section: Section, key: str) -> Secret | None:
 def _opt_section(section: Section, key: str) -> Section | None:
     value = section.get(key)
     return value if isinstance(value, dict) else None
-
-
-def _loops(nodes: Iterable[str], successors: Mapping[str, list[str]]) -> list[set[str]]:
-    """The groups of nodes that reach each other (strongly connected, Tarjan's algorithm without
-    recursion, in linear time) and go round: more than one node, or one that leads to itself."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    loops: list[set[str]] = []
-    for root in nodes:
-        if root in index:
-            continue
-        work = [(root, 0)]
-        while work:
-            node, position = work.pop()
-            if position == 0:
-                index[node] = low[node] = len(index)
-                stack.append(node)
-                on_stack.add(node)
-            onward = successors.get(node, [])
-            if position < len(onward):
-                work.append((node, position + 1))
-                target = onward[position]
-                if target not in index:
-                    work.append((target, 0))
-                elif target in on_stack:
-                    low[node] = min(low[node], index[target])
-                continue
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
-            if low[node] == index[node]:
-                group: set[str] = set()
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    group.add(member)
-                    if member == node:
-                        break
-                if len(group) > 1 or node in onward:
-                    loops.append(group)
-    return loops
 
 
 class _Builder:
@@ -747,7 +705,7 @@ class _Builder:
             if section == "lines" and onward and destination.kind == DestinationKind.LINE and target in lines:
                 edges.setdefault(name, []).append((path, target))
         successors = {name: [target for _, target in out] for name, out in edges.items()}
-        for loop in _loops(sorted(lines), successors):
+        for loop in loops(sorted(lines), successors):
             hops = sorted(
                 (path, target) for source in loop for path, target in edges.get(source, []) if target in loop
             )
