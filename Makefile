@@ -8,6 +8,7 @@
 #   make sandbox-down  stop it (the rootfs stays cached: the next start takes a second)
 #   make demo          scripts/demo
 #   make images        both container images with podman (docker/build-images: sizes, seconds)
+#   make screenshot    refresh docs/inbox.png (the README's picture of the inbox) with headless Chromium
 #
 # The sandbox needs root; see scripts/asterisk-sandbox for its settings (ARI_PORT, ...).
 
@@ -15,7 +16,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv test lint sandbox-up sandbox-down demo images
+.PHONY: venv test lint sandbox-up sandbox-down demo images screenshot
 
 venv: $(VENV)/.installed
 
@@ -44,3 +45,6 @@ demo: venv
 
 images: venv
 	PYTHON=$(BIN)/python docker/build-images
+
+screenshot: venv
+	CALLKEEPER_SCREENSHOTS=docs $(BIN)/python -m pytest -q tests/web/test_browser.py

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import secrets
 import sys
@@ -22,6 +23,7 @@ from callkeeper.config.json_schema import json_schema
 from callkeeper.config.loader import ConfigError, check_config, load_config
 from callkeeper.logs import setup_logging
 from callkeeper.run import run_daemon
+from callkeeper.web.passwords import hash_password
 
 DEFAULT_CONFIG = "/etc/callkeeper/callkeeper.yaml"
 
@@ -40,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("schema", help="print the JSON Schema of the config file")
     commands.add_parser("new-token", help="print a new random API token for http.token")
+
+    commands.add_parser(
+        "hash-password",
+        help="read a password from standard input, print its hash for a user's web_password_hash",
+    )
 
     calls = commands.add_parser("calls", help="list recent calls from a running daemon")
     calls.add_argument("--config", "-c", default=DEFAULT_CONFIG, type=Path)
@@ -75,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         case "new-token":
             print(secrets.token_hex(32))
             return 0
+        case "hash-password":
+            return _hash_password()
         case "run":
             return _run(args.config, args.log_json)
         case "calls":
@@ -94,6 +103,25 @@ def _check_config(path: Path) -> int:
     for problem in problems:
         print(problem, file=sys.stderr)
     return 2
+
+
+MIN_PASSWORD_LENGTH = 8
+
+
+def _hash_password() -> int:
+    """One line from standard input (asked for without echo on a terminal), its scrypt hash on stdout."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("callkeeper: the two passwords differ", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        print(f"callkeeper: a password needs at least {MIN_PASSWORD_LENGTH} characters", file=sys.stderr)
+        return 1
+    print(hash_password(password))
+    return 0
 
 
 def _run(config_path: Path, log_json: bool | None) -> int:

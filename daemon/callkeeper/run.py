@@ -29,6 +29,8 @@ from callkeeper.service.systemd import Notifier, watchdog_loop
 from callkeeper.service.translate import WANTED_EVENTS
 from callkeeper.service.turns import RoundRobinTurns
 from callkeeper.store import Store, open_store
+from callkeeper.web.app import WebInbox
+from callkeeper.web.sessions import session_key
 
 log = structlog.get_logger(__name__)
 
@@ -111,12 +113,12 @@ class Daemon:
         await self.control.restore()
         self.turns.start()
         self.followups.start()
-        api = await start_api(
-            self.config.http,
-            CallHistoryWithFollowups(self.store, self.followups),
-            self.control,
-            self.inbox,
+        history = CallHistoryWithFollowups(self.store, self.followups)
+        http = self.config.http
+        pages = WebInbox(
+            self.inbox, history, lambda: self.config, session_key(http.session_secret, http.token)
         )
+        api = await start_api(http, history, self.control, self.inbox, pages)
         log.info("api_listening", host=self.config.http.host, port=self.config.http.port)
         connection = asyncio.create_task(self.connection.run(), name="ari-connection")
         watchdog = asyncio.create_task(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -152,3 +154,32 @@ async def test_call_ended_webhook_carries_the_signed_record(daemon: RunningDaemo
         "answered",
         "outbound",
     )
+
+
+async def test_a_dialer_call_talking_when_the_daemon_dies_is_adopted_by_the_next(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    config = {
+        "users": {"carol": {"endpoint": "Local/carol-1-25@user-answer"}},  # answers after 1 s, talks 25 s
+        "lines": {"main": {"numbers": ["+12125550177"], "route": "voicemail"}},
+    }
+    with running_daemon(sandbox, tmp_path, config) as restarted:
+        status, body = await dial(restarted, "+14155550100", user="carol")
+        assert status == 202, body
+
+        async def talking() -> bool:
+            record = await restarted.call(body["id"])
+            return bool(record and [s["stage"] for s in record["steps"]][-1:] == ["answered"])
+
+        await wait_until(talking, within=20, what="carol and the contact talking")
+        assert restarted.stop(signal.SIGKILL) == -signal.SIGKILL
+        restarted.start()
+        record = await restarted.verdict(body["id"], within=60)
+        assert (record["outcome"], record["reason"], record["end_observed"]) == ("answered", "answered", True)
+        assert [s["stage"] for s in record["steps"]] == [
+            "dialer_user",
+            "dialer_contact",
+            "answered",
+            "adopted",
+        ]
+        await restarted.assert_nothing_left()

@@ -9,6 +9,7 @@ from bench.inbox import run as inbox_run
 from bench.journal import Journal, decode_input, encode_input
 from bench.replay import DEFAULT_JOURNAL, replay
 from bench.store_bench import run as store_run
+from bench.web_inbox import run as web_inbox_run
 
 from callkeeper.calls import inputs as ev
 from callkeeper.calls.actions import Timer
@@ -56,6 +57,12 @@ async def test_store_bench_on_sqlite() -> None:
     assert sqlite["records_per_s"] > 0 and sqlite["outbox_enqueues_per_s"] > 0
     slow = result["event_path"]["sqlite + 2 ms per write"]
     assert slow["records_written"] < slow["records_saved"]  # a slow store gets coalesced writes
+
+
+async def test_web_inbox_bench() -> None:
+    result = await web_inbox_run(items=120, requests=2)
+    assert result["inbox_page"]["median_ms"] > 0
+    assert result["page_weight_sent_bytes"]["html"] < result["page_weight_bytes"]["html"]  # gzip
 
 
 async def test_inbox_bench_on_sqlite() -> None:

@@ -112,3 +112,13 @@ async def test_two_hosts_share_turns_through_the_store(tmp_path: Path) -> None:
     finally:
         await first.close()
         await second.close()
+
+
+async def test_closing_does_not_wait_for_the_next_poll() -> None:
+    turns = RoundRobinTurns(
+        FakeStore(), lambda _: None, make_config(main=line("ring_group:rr")), poll_seconds=60
+    )
+    turns.start()
+    await asyncio.sleep(0)
+    async with asyncio.timeout(0.5):
+        await turns.close()

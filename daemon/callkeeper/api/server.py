@@ -71,8 +71,8 @@ class OptOutEntry(Protocol):
     def at(self) -> datetime: ...
 
 
-class CallHistory(Protocol):
-    """What the API reads and writes in the store."""
+class CallRecords(Protocol):
+    """The call records (what the web pages read of the store, too)."""
 
     async def list_calls(
         self,
@@ -87,6 +87,10 @@ class CallHistory(Protocol):
         `until` exclusive."""
 
     async def get_call(self, call_id: str) -> CallRecord | None: ...
+
+
+class CallHistory(CallRecords, Protocol):
+    """What the API reads and writes in the store."""
 
     async def healthy(self) -> bool: ...
 
@@ -252,7 +256,9 @@ def _host_check(http: HttpConfig) -> Middleware:
         if request.path == "/healthz" or allowed_host(http, request.headers.get("Host", "")):
             return await handler(request)
         log.warning("http_unknown_host", path=request.path[:MAX_LOGGED_PATH])
-        raise ApiError(421, "unknown host", "the Host header names no address or name of this server")
+        return _error_response(
+            421, "unknown host", "the Host header names no address or name of this server"
+        )
 
     return check
 
@@ -756,24 +762,66 @@ class _InboxApi:
         return web.json_response({"rows": [row.to_json() for row in rows]})
 
 
+class WebPages(Protocol):
+    """The web inbox (callkeeper.web): its own routes, signed in by session rather than bearer token."""
+
+    def add_routes(self, app: web.Application) -> None: ...
+
+    @property
+    def middleware(self) -> Middleware: ...
+
+
+def _is_api(path: str) -> bool:
+    return path.startswith("/api/") or path in ("/healthz", "/readyz", "/metrics")
+
+
+def _api_only(middleware: Middleware) -> Middleware:
+    @web.middleware
+    async def api_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if _is_api(request.path):
+            return await middleware(request, handler)
+        return await handler(request)
+
+    return api_only
+
+
+def _web_only(middleware: Middleware) -> Middleware:
+    @web.middleware
+    async def web_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if _is_api(request.path):
+            return await handler(request)
+        return await middleware(request, handler)
+
+    return web_only
+
+
 def build_app(
-    history: CallHistory, control: DaemonControl, http: HttpConfig, inbox: InboxService | None = None
+    history: CallHistory,
+    control: DaemonControl,
+    http: HttpConfig,
+    inbox: InboxService | None = None,
+    pages: WebPages | None = None,
 ) -> web.Application:
-    """The API application: every route but `/healthz` requires `http.token` as a bearer token and a
-    `Host` header naming this server (`allowed_host`). Without `inbox` the inbox, voicemail and report
-    routes are absent."""
+    """The API application: every API route but `/healthz` requires `http.token` as a bearer token, and
+    every request a `Host` header naming this server (`allowed_host`). Without `inbox` the inbox,
+    voicemail and report routes are absent. With `pages`, the web inbox is served beside it (every
+    other path), behind its own sign-in."""
     if http.token is None:
         raise ApiConfigError("http.token is required: the API is never served without a token")
     if len(http.token.value) < MIN_TOKEN_LENGTH:
         raise ApiConfigError(f"http.token must be at least {MIN_TOKEN_LENGTH} characters")
     middlewares: list[Middleware] = [
         _access_log,
-        _json_errors,
+        _api_only(_json_errors),
         _host_check(http),
-        _bearer_auth(http.token),
-        _known_query,
+        _api_only(_bearer_auth(http.token)),
+        _api_only(_known_query),
     ]
+    if pages is not None:
+        middlewares.append(_web_only(pages.middleware))
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
+    if pages is not None:
+        pages.add_routes(app)
     api = _Api(history, control, http)
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/readyz", api.readyz)
@@ -814,14 +862,18 @@ def is_loopback(host: str) -> bool:
 
 
 async def start_api(
-    http: HttpConfig, history: CallHistory, control: DaemonControl, inbox: InboxService | None = None
+    http: HttpConfig,
+    history: CallHistory,
+    control: DaemonControl,
+    inbox: InboxService | None = None,
+    pages: WebPages | None = None,
 ) -> web.AppRunner:
     """Listen on `http.host:http.port`; the caller stops it with `await runner.cleanup()`.
 
     Raises `ApiConfigError` without a token (or with a short one), and `OSError` if the address cannot
     be bound.
     """
-    runner = web.AppRunner(build_app(history, control, http, inbox), access_log=None)
+    runner = web.AppRunner(build_app(history, control, http, inbox, pages), access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, http.host, http.port).start()

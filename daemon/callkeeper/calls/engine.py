@@ -145,6 +145,8 @@ class Engine:
                 return []
             case ev.CallAdopted():
                 return self._adopt(event)
+            case ev.DialerCallAdopted():
+                return self._adopt_dialer_call(event)
             case ev.TimerFired(call_id=call_id) | ev.ActionFailed(call_id=call_id):
                 call = self.calls.get(call_id)
             case ev.PlaybackDone(playback_id=playback_id):
@@ -281,6 +283,17 @@ class Engine:
         return self._with_progress(
             call, self._apply(call, adoption.resume(call, self.board, event), event.at)
         )
+
+    def _adopt_dialer_call(self, event: ev.DialerCallAdopted) -> Actions:
+        if event.call_id in self.calls:
+            return []
+        line = self.config.lines.get(event.record.line or "")
+        if line is None or not self.accepting:
+            out: Actions = [act.Hangup(event.call_id, c.channel_id) for c in (event.user, *event.legs)]
+            return out + self.close_unobserved(event.record, event.at)
+        call = dialer.adopted_call(self.config, self.routes, line, event)
+        self.calls[call.id] = call
+        return self._with_progress(call, self._apply(call, dialer.resume(call, self.board, event), event.at))
 
     # ------------------------------------------------------------ routing
 

@@ -172,6 +172,18 @@ class CallAdopted:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class DialerCallAdopted:
+    """After a (re)connect: the user's channel of a progressive-dialer call in our app that no call
+    follows (a daemon before us died), its open record, and the contact's leg if one was dialed."""
+
+    call_id: str
+    user: AdoptedLeg
+    legs: tuple[AdoptedLeg, ...]
+    record: CallRecord
+    at: datetime
+
+
 Input = (
     CallArrived
     | DialerRequested
@@ -189,4 +201,5 @@ Input = (
     | TurnTaken
     | StopAccepting
     | CallAdopted
+    | DialerCallAdopted
 )

@@ -157,6 +157,11 @@ HTTP = Obj(
             doc="The API's base URL as the outside sees it through a reverse proxy, like "
             "https://pbx.example.com/callkeeper: SMS providers sign inbound texts for this URL.",
         ),
+        Field(
+            "session_secret",
+            Text(secret=True),
+            doc="Signs the web inbox's session cookies; the same on every host that shares the store.",
+        ),
     ),
     doc="The HTTP API and metrics.",
 )

@@ -63,6 +63,7 @@ from callkeeper.config.shapes import (
     shown,
 )
 from callkeeper.tollfraud import dial_out_refusal
+from callkeeper.web.passwords import hash_problem
 
 __all__ = [
     "ConfigError",
@@ -347,6 +348,7 @@ class _Builder:
             token=token,
             names=tuple(_texts(section, "names")),
             public_url=public_url.rstrip("/") if public_url is not None else None,
+            session_secret=_opt_secret(section, "session_secret"),
         )
 
     def user(self, name: str, section: Section) -> User | None:
@@ -362,6 +364,10 @@ class _Builder:
                     f"{shown(line)} is not a line{self.problems.did_you_mean(line, self.names['lines'])}; "
                     f"lines {self.known('lines')}",
                 )
+        web_password_hash = _opt_secret(section, "web_password_hash")
+        problem = hash_problem(web_password_hash) if web_password_hash is not None else None
+        if problem is not None:
+            self.problems.add(f"{path}.web_password_hash", problem)
         endpoint = _opt_text(section, "endpoint")
         if endpoint is None:
             return None
@@ -369,7 +375,7 @@ class _Builder:
             name=name,
             endpoint=endpoint,
             backup_number=backup_number,
-            web_password_hash=_opt_secret(section, "web_password_hash"),
+            web_password_hash=web_password_hash,
             inbox_lines=tuple(inbox_lines) if inbox_lines is not None else None,
         )
 

@@ -116,6 +116,7 @@ class HttpConfig:
     token: Secret | None = None
     names: tuple[str, ...] = ()
     public_url: str | None = None
+    session_secret: Secret | None = None
 
 
 @dataclass(frozen=True, slots=True)

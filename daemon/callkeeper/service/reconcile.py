@@ -13,8 +13,9 @@ from datetime import datetime
 from callkeeper.ari.events import Bridge, Channel
 from callkeeper.calls import inputs as ev
 from callkeeper.calls.call import BRIDGE_PREFIX
+from callkeeper.calls.dialer import user_channel_id
 from callkeeper.calls.engine import Following
-from callkeeper.records import CallRecord
+from callkeeper.records import CallRecord, Direction
 
 
 def cut_offs(following: Following, channels: Iterable[Channel], now: datetime) -> list[ev.ChannelHungUp]:
@@ -31,7 +32,9 @@ def cut_offs(following: Following, channels: Iterable[Channel], now: datetime) -
 
 @dataclass(frozen=True, slots=True)
 class Adoptions:
-    adopt: list[ev.CallAdopted]  # callers in our app that no call follows (a daemon before us died)
+    # Callers in our app that no call follows (a daemon before us died), and dialer calls whose
+    # user's phone is still in our app.
+    adopt: list[ev.CallAdopted | ev.DialerCallAdopted]
     orphans: list[str]  # other channels of our app that no call follows: to be hung up
     records: dict[str, CallRecord]  # the open records no caller was found for
 
@@ -62,7 +65,11 @@ def adoptions(
             legs[app_data[2]].append(channel)
         else:
             legs[""].append(channel)  # of no call at all
-    adopt = [
+
+    def adopted(channel: Channel) -> ev.AdoptedLeg:
+        return ev.AdoptedLeg(channel.id, channel.name, channel.state == "Up", bridge_of.get(channel.id))
+
+    adopt: list[ev.CallAdopted | ev.DialerCallAdopted] = [
         ev.CallAdopted(
             channel.id,
             channel.caller.number,
@@ -70,15 +77,17 @@ def adoptions(
             dialed,
             channel.state == "Up",
             bridge_of.get(channel.id),
-            tuple(
-                ev.AdoptedLeg(leg.id, leg.name, leg.state == "Up", bridge_of.get(leg.id))
-                for leg in legs.pop(channel.id, [])
-            ),
+            tuple(adopted(leg) for leg in legs.pop(channel.id, [])),
             records.pop(channel.id, None),
             now,
         )
         for channel, dialed in callers
     ]
+    for call_id, record in list(records.items()):
+        user = next((c for c in legs.get(call_id, []) if c.id == user_channel_id(call_id)), None)
+        if record.direction is Direction.OUTBOUND and user is not None:
+            contact = tuple(adopted(leg) for leg in legs.pop(call_id) if leg is not user)
+            adopt.append(ev.DialerCallAdopted(call_id, adopted(user), contact, records.pop(call_id), now))
     return Adoptions(adopt, [leg.id for call_legs in legs.values() for leg in call_legs], records)
 
 

@@ -48,6 +48,7 @@ class RoundRobinTurns:
         self.clock = clock
         self.poll_seconds = poll_seconds
         self.tasks = Tasks()
+        self.polling: asyncio.Task[object] | None = None
         self.groups: tuple[str, ...] = ()
         self.reload(config)
         self.known: dict[str, str] = {}  # the last turn per group read or written here
@@ -82,10 +83,12 @@ class RoundRobinTurns:
             self.feed(ev.TurnTaken(group, user, self.clock()))
 
     def start(self) -> None:
-        self.tasks.start(self._poll(), "round-robin-sync")
+        self.polling = self.tasks.start(self._poll(), "round-robin-sync")
 
     async def close(self) -> None:
         """Stop polling; turns still being written get a moment to reach the store."""
+        if self.polling is not None:
+            self.polling.cancel()
         await self.tasks.close(CLOSE_GRACE_SECONDS)
 
     async def _poll(self) -> None:
