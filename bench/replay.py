@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tests.fake_ari import FakeAri, Reply, Responder, Seen, ServedInThread
+from tests.fake_ari import FakeAri, ServedInThread, answers_at_once
 
 from bench.common import RESULTS, percentile, print_table, production_logs_to_devnull, write_results
 from bench.journal import Journal, Verdict, decode_input, verdict_of
@@ -48,41 +48,6 @@ TARGET_EVENTS_PER_SECOND = 100_000
 YIELD_EVERY = 8  # events read from one websocket frame batch before the workers get the loop
 
 
-def instant_answers(entering: dict[str, asyncio.Event], daemon: asyncio.AbstractEventLoop) -> Responder:
-    """Asterisk's answers to what the workers ask, at once (anything else: 204), given in the fake's
-    thread.
-
-    A channel it creates is in Stasis at once: the journal's StasisStart of that channel may have
-    been replayed before the call's worker got to create it."""
-
-    def answer(seen: Seen) -> Reply | None:
-        path, query = seen.raw_path.removeprefix("/ari"), seen.query
-        if seen.method == "POST" and path.endswith("/play"):
-            return 200, {
-                "id": query["playbackId"],
-                "media_uri": query["media"],
-                "target_uri": path,
-                "state": "queued",
-            }
-        if seen.method == "POST" and path == "/channels/create":
-            if query["channelId"] in entering:
-                daemon.call_soon_threadsafe(entering[query["channelId"]].set)
-            return 200, _channel(query["channelId"], query["endpoint"])
-        if seen.method == "POST" and path == "/bridges":
-            return 200, {
-                "id": query["bridgeId"],
-                "technology": "simple_bridge",
-                "bridge_type": "mixing",
-                "name": query.get("name", ""),
-                "channels": [],
-            }
-        if seen.method == "GET" and path == "/channels":
-            return 200, []
-        return None
-
-    return answer
-
-
 async def connected(rest: AriRestClient, config: AsteriskConfig) -> tuple[AriConnection, asyncio.Task[None]]:
     """The daemon's connection for `rest`, ready and taking REST requests over its websocket."""
     connection = AriConnection(config, on_event=lambda event: None, rest=rest)
@@ -94,20 +59,6 @@ async def connected(rest: AriRestClient, config: AsteriskConfig) -> tuple[AriCon
             return connection, running
         await asyncio.sleep(0.001)
     raise RuntimeError("the fake ARI never answered the event socket's probe")
-
-
-def _channel(channel_id: str, endpoint: str) -> dict[str, Any]:
-    nobody = {"name": "", "number": ""}
-    return {
-        "id": channel_id,
-        "name": f"{endpoint};1",
-        "state": "Down",
-        "caller": nobody,
-        "connected": nobody,
-        "dialplan": {"context": "default", "exten": "s", "priority": 1, "app_name": "Stasis", "app_data": ""},
-        "creationtime": "2026-01-01T00:00:00.000+0000",
-        "language": "en",
-    }
 
 
 class MemorySink:
@@ -188,7 +139,15 @@ async def run_pass(
     """One replay of the journal; `sink` stores the records (default: memory, at once). The CPU
     time is the daemon's: the fake ARI's thread is not counted."""
     entering: dict[str, asyncio.Event] = {}
-    fake = FakeAri(responders=[instant_answers(entering, asyncio.get_running_loop())])
+    daemon = asyncio.get_running_loop()
+
+    def entered(channel_id: str) -> None:
+        # A channel Asterisk creates is in Stasis at once: the journal's StasisStart of that channel
+        # may have been replayed before the call's worker got to create it.
+        if channel_id in entering:
+            daemon.call_soon_threadsafe(entering[channel_id].set)
+
+    fake = FakeAri(responders=[answers_at_once(on_create=entered)])
     with ServedInThread(fake) as served:
         result = await replay_through(
             config=config,

@@ -20,6 +20,12 @@ from aiohttp import WSMsgType, test_utils, web
 INFO = {"system": {"version": "22.10.1", "entity_id": "02:fc"}, "status": {}, "config": {}}
 PING = {"ping": "pong", "asterisk_id": "02:fc", "timestamp": "2026-11-27T07:35:31.117+0000"}
 JSON = "application/json"
+# What an Asterisk with no calls answers to the questions the daemon asks when it connects.
+NO_CALLS: dict[tuple[str, str], tuple[int, Any]] = {
+    ("GET", "/ari/channels"): (200, []),
+    ("GET", "/ari/bridges"): (200, []),
+    ("GET", "/ari/endpoints"): (200, []),
+}
 
 
 @dataclass
@@ -41,8 +47,11 @@ Responder = Callable[[Seen], Reply | None]
 @dataclass
 class FakeAri:
     """Answers a request with the first of: `routes[(method, raw_path)]`, a `responders` answer that
-    is not None, `reply` (status, body, content type). `websocket_requests`: answer `RESTRequest`
-    frames (Asterisk 22.4+); off, they are ignored as older Asterisk does."""
+    is not None, `reply` (status, body, content type); a text body of a route or responder goes out
+    as HTML (Asterisk's 404 while it loads). `websocket_requests`: answer `RESTRequest` frames
+    (Asterisk 22.4+), except those to a `held` path; off, they are ignored as older Asterisk does.
+    With `authorization`, a request or websocket without that header gets 401; `refuse_websocket`
+    answers every websocket with that status; each accepted websocket gets the `greeting` frames."""
 
     seen: list[Seen] = field(default_factory=list)
     reply: tuple[int, Any, str] = (204, None, JSON)
@@ -55,9 +64,32 @@ class FakeAri:
     )
     responders: list[Responder] = field(default_factory=list)
     websocket_requests: bool = True
+    held: set[str] = field(default_factory=set)
+    authorization: str | None = None
+    refuse_websocket: int | None = None
+    greeting: list[str] = field(default_factory=list)
+    answer_pings: bool = True
     sockets: list[web.WebSocketResponse] = field(default_factory=list)
-    handshakes: list[dict[str, str]] = field(default_factory=list)
+    handshakes: list[Seen] = field(default_factory=list)
     connected: asyncio.Event = field(default_factory=asyncio.Event)
+    server: test_utils.TestServer | None = None
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None and self.server.port is not None, "not started"
+        return self.server.port
+
+    async def start(self, port: int | None = None) -> None:
+        """Listens on loopback, on `port` (again after `stop()`) or a free one."""
+        self.server = test_utils.TestServer(self.app(), host="127.0.0.1", port=port)
+        await self.server.start_server()
+
+    async def stop(self) -> None:
+        """Gone: the port refuses connections until `start()`."""
+        await self.drop()
+        if self.server is not None:
+            await self.server.close()
+            self.server = None
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -67,14 +99,17 @@ class FakeAri:
 
     def answer(self, seen: Seen) -> tuple[int, Any, str]:
         self.seen.append(seen)
-        route = self.routes.get((seen.method, seen.raw_path))
-        if route is not None:
-            return (*route, JSON)
+        if self.authorization is not None and seen.authorization != self.authorization:
+            return 401, {"message": "Authentication required"}, JSON
+        answer = self.routes.get((seen.method, seen.raw_path))
         for responder in self.responders:
-            answer = responder(seen)
             if answer is not None:
-                return (*answer, JSON)
-        return self.reply
+                break
+            answer = responder(seen)
+        if answer is None:
+            return self.reply
+        status, body = answer
+        return status, body, "text/html" if isinstance(body, str) else JSON
 
     async def handle(self, request: web.Request) -> web.Response:
         text = await request.text()
@@ -92,12 +127,21 @@ class FakeAri:
         return web.Response(status=status, text=payload, content_type=content_type)
 
     async def events(self, request: web.Request) -> web.StreamResponse:
-        self.handshakes.append(dict(request.query))
-        socket = web.WebSocketResponse()
+        authorization = request.headers.get("Authorization")
+        self.handshakes.append(
+            Seen("GET", request.path, dict(request.query), authorization, None, "websocket")
+        )
+        refusal = self.refuse_websocket
+        if refusal is None and self.authorization is not None and authorization != self.authorization:
+            refusal = 401
+        if refusal is not None:
+            return web.json_response({"message": "Authentication required"}, status=refusal)
+        socket = web.WebSocketResponse(autoping=self.answer_pings)
         await socket.prepare(request)
         self.sockets.append(socket)
+        for frame in self.greeting:
+            await socket.send_str(frame)
         self.connected.set()
-        authorization = request.headers.get("Authorization")
         try:
             async for message in socket:
                 if message.type is WSMsgType.TEXT and self.websocket_requests:
@@ -114,16 +158,17 @@ class FakeAri:
         if frame.get("type") != "RESTRequest":
             return
         body = frame.get("message_body")
-        status, answer, content_type = self.answer(
-            Seen(
-                frame["method"],
-                "/ari/" + frame["uri"],
-                {item["name"]: item["value"] for item in frame.get("query_strings", [])},
-                authorization,
-                json.loads(body) if body else None,
-                "websocket",
-            )
+        seen = Seen(
+            frame["method"],
+            "/ari/" + frame["uri"],
+            {item["name"]: item["value"] for item in frame.get("query_strings", [])},
+            authorization,
+            json.loads(body) if body else None,
+            "websocket",
         )
+        status, answer, content_type = self.answer(seen)
+        if seen.raw_path in self.held:
+            return
         await asyncio.sleep(self.delay)
         reply: dict[str, Any] = {
             "type": "RESTResponse",
@@ -149,21 +194,90 @@ class FakeAri:
         for socket in list(self.sockets):
             await socket.close()
 
-    def requests(self, method: str | None = None, path: str | None = None) -> list[Seen]:
-        """The requests seen so far with this method and a `raw_path` matching `path` (a regex)."""
+    def requests(
+        self, method: str | None = None, path: str | None = None, lane: str | None = None
+    ) -> list[Seen]:
+        """The requests seen so far with this method, a `raw_path` matching `path` (a regex), and
+        over this lane (http or websocket)."""
         return [
             seen
             for seen in self.seen
             if (method is None or seen.method == method)
             and (path is None or re.fullmatch(path, seen.raw_path))
+            and (lane is None or seen.lane == lane)
         ]
 
 
-async def serve(fake: FakeAri) -> test_utils.TestServer:
-    """`fake` listening on a free loopback port; `close()` the server when done."""
-    server = test_utils.TestServer(fake.app(), host="127.0.0.1")
-    await server.start_server()
-    return server
+def answers_at_once(on_create: Callable[[str], None] | None = None) -> Responder:
+    """Asterisk's answers to what a call's worker asks (playbacks, new channels, bridges, the
+    channel list), at once; `on_create` hears of each channel created."""
+
+    def answer(seen: Seen) -> Reply | None:
+        path, query = seen.raw_path.removeprefix("/ari"), seen.query
+        if seen.method == "POST" and path.endswith("/play"):
+            return 200, {
+                "id": query["playbackId"],
+                "media_uri": query["media"],
+                "target_uri": path,
+                "state": "queued",
+            }
+        if seen.method == "POST" and path == "/channels/create":
+            if on_create is not None:
+                on_create(query["channelId"])
+            return 200, channel(query["channelId"], f"{query['endpoint']};1")
+        if seen.method == "POST" and path == "/bridges":
+            return 200, {
+                "id": query["bridgeId"],
+                "technology": "simple_bridge",
+                "bridge_type": "mixing",
+                "name": query.get("name", ""),
+                "channels": [],
+            }
+        if seen.method == "GET" and path == "/channels":
+            return 200, []
+        return None
+
+    return answer
+
+
+def event(event_type: str, **fields: Any) -> dict[str, Any]:
+    """An ARI event of the app `callkeeper`, as the event websocket carries it."""
+    return {
+        "type": event_type,
+        "timestamp": "2026-11-27T07:35:31.119+0000",
+        "application": "callkeeper",
+        "asterisk_id": "02:fc",
+        **fields,
+    }
+
+
+def channel(
+    channel_id: str,
+    name: str,
+    *,
+    state: str = "Down",
+    caller: str = "",
+    app_name: str = "Stasis",
+    app_data: str = "",
+    exten: str = "s",
+) -> dict[str, Any]:
+    """A channel as ARI shows it."""
+    return {
+        "id": channel_id,
+        "name": name,
+        "state": state,
+        "caller": {"name": "", "number": caller},
+        "connected": {"name": "", "number": ""},
+        "dialplan": {
+            "context": "default",
+            "exten": exten,
+            "priority": 1,
+            "app_name": app_name,
+            "app_data": app_data,
+        },
+        "creationtime": "2026-01-01T00:00:00.000+0000",
+        "language": "en",
+    }
 
 
 class ServedInThread:

@@ -1,5 +1,5 @@
-"""The connection state machine, driven by a tiny local Asterisk look-alike that accepts,
-refuses, drops and rejects."""
+"""The connection state machine, driven by the fake ARI (tests/fake_ari.py) accepting, refusing,
+dropping and rejecting."""
 
 from __future__ import annotations
 
@@ -11,122 +11,36 @@ from typing import Any
 
 import pytest
 import structlog
-from aiohttp import WSMsgType, test_utils, web
 
 from callkeeper.ari import events as ari
 from callkeeper.ari.connection import AriConnection, ConnectionState
 from callkeeper.ari.errors import AriAuthError, AriConflict, AriNotFound, AriUnavailable, is_retryable
 from callkeeper.config.model import AsteriskConfig, Secret
 from tests.ari_rest import AriClientForTests
+from tests.fake_ari import INFO as ASTERISK_INFO
+from tests.fake_ari import FakeAri, event
 
 PASSWORD = "s3cret-Pa55"
 AUTHORIZATION = "Basic Y2FsbGtlZXBlcjpzM2NyZXQtUGE1NQ=="  # callkeeper:s3cret-Pa55
-INFO = {"system": {"version": "22.10.1", "entity_id": "02:fc"}, "status": {}}
-
-
-def event(event_type: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "type": event_type,
-        "timestamp": "2026-11-27T07:35:31.119+0000",
-        "application": "callkeeper",
-        "asterisk_id": "02:fc",
-        **fields,
-    }
+INFO = ("GET", "/ari/asterisk/info")
 
 
 def varset(n: int) -> dict[str, Any]:
     return event("ChannelVarset", variable="N", value=str(n))
 
 
-class FakeAsterisk:
-    """`info_status` answers GET /ari/asterisk/info (404 as HTML, like Asterisk while loading);
-    every accepted websocket gets `greeting` frames, then stays open until `drop()`. With
-    `rest_replies` (uri -> status, body) it answers RESTRequest frames like Asterisk 22.4+
-    (404 for other uris, nothing for those in `rest_held`); without, it ignores them."""
-
-    def __init__(self) -> None:
-        self.info_status = 200
-        self.ws_status = 101
-        self.greeting: list[str] = []
-        self.answer_pings = True
-        self.sockets: list[web.WebSocketResponse] = []
-        self.handshakes: list[web.Request] = []
-        self.info_requests = 0
-        self.rest_replies: dict[str, tuple[int, Any]] | None = None
-        self.rest_held: set[str] = set()
-        self.rest_requests: list[dict[str, Any]] = []
-        self.connected = asyncio.Event()
-        self.server: test_utils.TestServer | None = None
-        self.port = 0
-
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/ari/asterisk/info", self.info)
-        app.router.add_get("/ari/events", self.events)
-        return app
-
-    async def start(self) -> None:
-        self.server = test_utils.TestServer(self.app(), host="127.0.0.1", port=self.port or None)
-        await self.server.start_server()
-        self.port = self.server.port or 0
-
-    async def stop(self) -> None:
-        """Gone: the port refuses connections until `start()`."""
-        await self.drop()
-        if self.server is not None:
-            await self.server.close()
-            self.server = None
-
-    async def drop(self) -> None:
-        for socket in self.sockets:
-            await socket.close()
-        self.sockets.clear()
-
-    async def info(self, request: web.Request) -> web.Response:
-        self.info_requests += 1
-        if request.headers.get("Authorization") != AUTHORIZATION:
-            return web.json_response({"message": "Authentication required"}, status=401)
-        if self.info_status == 404:
-            return web.Response(status=404, text="<html>Not Found</html>", content_type="text/html")
-        if self.info_status != 200:
-            return web.json_response({"message": "busy"}, status=self.info_status)
-        return web.json_response(INFO)
-
-    async def events(self, request: web.Request) -> web.StreamResponse:
-        self.handshakes.append(request)
-        if self.ws_status != 101:
-            return web.json_response({"message": "Authentication required"}, status=self.ws_status)
-        socket = web.WebSocketResponse(autoping=self.answer_pings)
-        await socket.prepare(request)
-        self.sockets.append(socket)
-        for frame in self.greeting:
-            await socket.send_str(frame)
-        self.connected.set()
-        async for message in socket:
-            if message.type is WSMsgType.ERROR:
-                break
-            if message.type is WSMsgType.TEXT and self.rest_replies is not None:
-                await self.answer_rest(socket, json.loads(message.data))
-        return socket
-
-    async def answer_rest(self, socket: web.WebSocketResponse, request: dict[str, Any]) -> None:
-        self.rest_requests.append(request)
-        uri = request["uri"]
-        if uri in self.rest_held:
-            return
-        status, body = (self.rest_replies or {}).get(uri, (404, {"message": "Resource not found"}))
-        reply = {"type": "RESTResponse", "request_id": request["request_id"], "status_code": status}
-        if body is not None:
-            reply |= {"content_type": "application/json", "message_body": json.dumps(body)}
-        await socket.send_str(json.dumps(reply))
-
-
 @pytest.fixture
-async def asterisk() -> AsyncIterator[FakeAsterisk]:
-    fake = FakeAsterisk()
+async def asterisk() -> AsyncIterator[FakeAri]:
+    """An Asterisk that checks the password and, like one before 22.4, ignores REST frames."""
+    fake = FakeAri(authorization=AUTHORIZATION, websocket_requests=False)
     await fake.start()
     yield fake
     await fake.stop()
+
+
+def info_requests(fake: FakeAri) -> int:
+    """GET /asterisk/info over HTTP (not over the event socket)."""
+    return len(fake.requests("GET", "/ari/asterisk/info", lane="http"))
 
 
 class RecordingBackoff:
@@ -215,7 +129,7 @@ async def wait_state(connection: AriConnection, *states: ConnectionState) -> Non
     await until(lambda: connection.state in states)
 
 
-async def test_connects_and_delivers_events_after_on_ready(asterisk: FakeAsterisk) -> None:
+async def test_connects_and_delivers_events_after_on_ready(asterisk: FakeAri) -> None:
     asterisk.greeting = [json.dumps(varset(n)) for n in range(3)]
     owner = Owner(ready_work=0.2)
     connection = make_connection(asterisk.port, owner)
@@ -236,9 +150,9 @@ async def test_connects_and_delivers_events_after_on_ready(asterisk: FakeAsteris
     assert connection.asterisk is not None
     assert connection.asterisk.version == "22.10.1"
     handshake = asterisk.handshakes[0]
-    assert handshake.headers["Authorization"] == AUTHORIZATION
-    assert dict(handshake.query) == {"app": "callkeeper", "subscribeAll": "false"}
-    assert PASSWORD not in handshake.path_qs
+    assert handshake.authorization == AUTHORIZATION
+    assert handshake.query == {"app": "callkeeper", "subscribeAll": "false"}
+    assert PASSWORD not in handshake.raw_path + json.dumps(handshake.query)
 
     await connection.close()
     await runner
@@ -246,7 +160,7 @@ async def test_connects_and_delivers_events_after_on_ready(asterisk: FakeAsteris
     assert owner.timeline[-1] == "disconnected"
 
 
-async def test_wrong_password_is_fatal_with_a_clear_message(asterisk: FakeAsterisk) -> None:
+async def test_wrong_password_is_fatal_with_a_clear_message(asterisk: FakeAri) -> None:
     owner = Owner()
     backoff = RecordingBackoff()
     connection = make_connection(asterisk.port, owner, backoff, password="wrong")
@@ -261,14 +175,14 @@ async def test_wrong_password_is_fatal_with_a_clear_message(asterisk: FakeAsteri
     assert connection.state is ConnectionState.FATAL
     assert connection.last_error is caught.value
     assert backoff.attempts == []
-    assert asterisk.info_requests == 1
+    assert info_requests(asterisk) == 1
     assert [entry["log_level"] for entry in logs] == ["error"]
     with pytest.raises(AriAuthError):
         await waiter
 
 
-async def test_websocket_refusing_credentials_is_fatal_too(asterisk: FakeAsterisk) -> None:
-    asterisk.ws_status = 401
+async def test_websocket_refusing_credentials_is_fatal_too(asterisk: FakeAri) -> None:
+    asterisk.refuse_websocket = 401
     connection = make_connection(asterisk.port, Owner())
 
     with pytest.raises(AriAuthError, match="ARI rejected user"):
@@ -276,17 +190,19 @@ async def test_websocket_refusing_credentials_is_fatal_too(asterisk: FakeAsteris
 
 
 @pytest.mark.parametrize("status", [404, 500, 503])
-async def test_asterisk_still_loading_is_retried(asterisk: FakeAsterisk, status: int) -> None:
-    asterisk.info_status = status
+async def test_asterisk_still_loading_is_retried(asterisk: FakeAri, status: int) -> None:
+    asterisk.routes[INFO] = (
+        (404, "<html>Not Found</html>") if status == 404 else (status, {"message": "busy"})
+    )
     backoff = RecordingBackoff()
     connection = make_connection(asterisk.port, Owner(), backoff)
     runner = asyncio.create_task(connection.run())
 
-    await until(lambda: asterisk.info_requests >= 3)
+    await until(lambda: info_requests(asterisk) >= 3)
     assert not connection.ready
     assert isinstance(connection.last_error, AriUnavailable)
     assert connection.last_error.status == status
-    asterisk.info_status = 200
+    asterisk.routes[INFO] = (200, ASTERISK_INFO)
     async with asyncio.timeout(5):
         await connection.wait_ready()
 
@@ -297,14 +213,13 @@ async def test_asterisk_still_loading_is_retried(asterisk: FakeAsterisk, status:
 
 
 async def test_refused_then_up_logs_one_warning_then_debug_then_info(unused_tcp_port: int) -> None:
-    asterisk = FakeAsterisk()
-    asterisk.port = unused_tcp_port
+    asterisk = FakeAri(authorization=AUTHORIZATION, websocket_requests=False)
     connection = make_connection(unused_tcp_port, Owner(), RecordingBackoff(0.02))
 
     with structlog.testing.capture_logs() as logs:
         runner = asyncio.create_task(connection.run())
         await until(lambda: len(logs) >= 4)
-        await asterisk.start()
+        await asterisk.start(unused_tcp_port)
         async with asyncio.timeout(5):
             await connection.wait_ready()
         await connection.close()
@@ -323,7 +238,7 @@ async def test_refused_then_up_logs_one_warning_then_debug_then_info(unused_tcp_
     assert not any(PASSWORD in repr(entry) for entry in logs)
 
 
-async def test_dropped_socket_reconnects_with_on_ready_again(asterisk: FakeAsterisk) -> None:
+async def test_dropped_socket_reconnects_with_on_ready_again(asterisk: FakeAri) -> None:
     owner = Owner()
     connection = make_connection(asterisk.port, owner)
     runner = asyncio.create_task(connection.run())
@@ -347,7 +262,7 @@ async def test_dropped_socket_reconnects_with_on_ready_again(asterisk: FakeAster
     await runner
 
 
-async def test_flapping_socket_backs_off_until_it_stays_up(asterisk: FakeAsterisk) -> None:
+async def test_flapping_socket_backs_off_until_it_stays_up(asterisk: FakeAri) -> None:
     backoff = RecordingBackoff()
     connection = make_connection(asterisk.port, Owner(), backoff, stable_after_seconds=0.3)
     runner = asyncio.create_task(connection.run())
@@ -373,7 +288,7 @@ async def test_flapping_socket_backs_off_until_it_stays_up(asterisk: FakeAsteris
     await runner
 
 
-async def test_silently_dead_socket_is_noticed_by_ping(asterisk: FakeAsterisk) -> None:
+async def test_silently_dead_socket_is_noticed_by_ping(asterisk: FakeAri) -> None:
     asterisk.answer_pings = False
     owner = Owner()
     connection = make_connection(asterisk.port, owner, ping_interval_seconds=0.1)
@@ -388,7 +303,7 @@ async def test_silently_dead_socket_is_noticed_by_ping(asterisk: FakeAsterisk) -
     await runner
 
 
-async def test_bad_frames_are_skipped_and_unknown_events_delivered(asterisk: FakeAsterisk) -> None:
+async def test_bad_frames_are_skipped_and_unknown_events_delivered(asterisk: FakeAri) -> None:
     asterisk.greeting = [
         json.dumps(varset(1)),
         json.dumps(event("StasisStart", args=[])),
@@ -420,7 +335,7 @@ async def test_bad_frames_are_skipped_and_unknown_events_delivered(asterisk: Fak
     assert [entry["type"] for entry in logs if entry["event"] == "ari_event_unknown"] == ["ChannelDialplan"]
 
 
-async def test_a_failing_handler_does_not_stop_the_stream(asterisk: FakeAsterisk) -> None:
+async def test_a_failing_handler_does_not_stop_the_stream(asterisk: FakeAri) -> None:
     asterisk.greeting = [json.dumps(varset(n)) for n in range(3)]
     seen: list[str] = []
 
@@ -442,7 +357,7 @@ async def test_a_failing_handler_does_not_stop_the_stream(asterisk: FakeAsterisk
     assert [entry["event"] for entry in logs if entry["log_level"] == "error"] == ["ari_event_handler_failed"]
 
 
-async def test_application_replaced_is_delivered_then_fatal(asterisk: FakeAsterisk) -> None:
+async def test_application_replaced_is_delivered_then_fatal(asterisk: FakeAri) -> None:
     asterisk.greeting = [json.dumps(event("ApplicationReplaced"))]
     owner = Owner()
     connection = make_connection(asterisk.port, owner)
@@ -471,7 +386,7 @@ async def test_close_while_backing_off_returns_promptly(unused_tcp_port: int) ->
         await waiter
 
 
-async def test_once_connected_the_backoff_is_capped(asterisk: FakeAsterisk) -> None:
+async def test_once_connected_the_backoff_is_capped(asterisk: FakeAri) -> None:
     """Calls wait in Asterisk while the daemon is away: a long backoff must not keep it away."""
     backoff = RecordingBackoff(delay=30.0)
     connection = make_connection(asterisk.port, Owner(), backoff, reconnect_cap_seconds=0.1)
@@ -490,17 +405,17 @@ async def test_once_connected_the_backoff_is_capped(asterisk: FakeAsterisk) -> N
     await runner
 
 
-async def test_close_before_run_makes_run_return(asterisk: FakeAsterisk) -> None:
+async def test_close_before_run_makes_run_return(asterisk: FakeAri) -> None:
     connection = make_connection(asterisk.port, Owner())
 
     await connection.close()
     await connection.run()
 
     assert connection.state is ConnectionState.CLOSED
-    assert asterisk.info_requests == 0
+    assert info_requests(asterisk) == 0
 
 
-async def test_cancelling_run_propagates(asterisk: FakeAsterisk) -> None:
+async def test_cancelling_run_propagates(asterisk: FakeAri) -> None:
     connection = make_connection(asterisk.port, Owner())
     runner = asyncio.create_task(connection.run())
     async with asyncio.timeout(5):
@@ -514,7 +429,7 @@ async def test_cancelling_run_propagates(asterisk: FakeAsterisk) -> None:
 
 
 async def test_websocket_debug_logging_never_shows_the_credentials(
-    asterisk: FakeAsterisk, caplog: pytest.LogCaptureFixture
+    asterisk: FakeAri, caplog: pytest.LogCaptureFixture
 ) -> None:
     asterisk.greeting = [json.dumps(varset(1))]
     owner = Owner()
@@ -530,56 +445,59 @@ async def test_websocket_debug_logging_never_shows_the_credentials(
     assert "Authorization" not in caplog.text
 
 
-async def test_rest_requests_ride_the_socket_while_ready(asterisk: FakeAsterisk) -> None:
-    asterisk.rest_replies = {"asterisk/ping": (200, {"ping": "pong"}), "asterisk/info": (200, INFO)}
+async def test_rest_requests_ride_the_socket_while_ready(asterisk: FakeAri) -> None:
+    asterisk.websocket_requests = True
+    asterisk.reply = (404, {"message": "Resource not found"}, "application/json")
     owner = Owner()
     rest = AriClientForTests(make_config(asterisk.port))
     connection = make_connection(asterisk.port, owner, rest=rest)
     runner = asyncio.create_task(connection.run())
     await until(lambda: connection.requests.usable)
-    info_over_http = asterisk.info_requests
+    info_over_http = info_requests(asterisk)
 
     assert (await rest.asterisk_info()).version == "22.10.1"
     with pytest.raises(AriNotFound, match="Resource not found"):
         await rest.get_bridge("gone")
-    assert asterisk.info_requests == info_over_http
-    assert [request["uri"] for request in asterisk.rest_requests] == [
-        "asterisk/ping",
-        "asterisk/info",
-        "bridges/gone",
+    assert info_requests(asterisk) == info_over_http
+    assert [seen.raw_path for seen in asterisk.requests(lane="websocket")] == [
+        "/ari/asterisk/ping",
+        "/ari/asterisk/info",
+        "/ari/bridges/gone",
     ]
     assert owner.events == []  # the answers are not events
 
     # Asterisk goes away while a request waits for its answer: it fails, retryably.
-    asterisk.rest_held |= {"channels/c1", "asterisk/ping"}  # the next socket: no answers
+    asterisk.held |= {"/ari/channels/c1", "/ari/asterisk/ping"}  # the next socket: no answers
     waiting = asyncio.create_task(rest.get_channel("c1"))
-    await until(lambda: len(asterisk.rest_requests) == 4)
+    await until(lambda: len(asterisk.requests(lane="websocket")) == 4)
     await asterisk.drop()
     with pytest.raises(AriUnavailable, match="event socket closed") as caught:
         await waiting
     assert is_retryable(caught.value)
     assert not connection.requests.usable
 
-    await until(lambda: connection.ready and asterisk.rest_requests[-1]["uri"] == "asterisk/ping")
-    info_over_http = asterisk.info_requests
+    await until(
+        lambda: connection.ready and asterisk.requests(lane="websocket")[-1].raw_path == "/ari/asterisk/ping"
+    )
+    info_over_http = info_requests(asterisk)
     assert (await rest.asterisk_info()).version == "22.10.1"
-    assert asterisk.info_requests == info_over_http + 1
+    assert info_requests(asterisk) == info_over_http + 1
 
     await connection.close()
     await runner
     await rest.close()
 
 
-async def test_an_asterisk_ignoring_rest_frames_gets_http(asterisk: FakeAsterisk) -> None:
+async def test_an_asterisk_ignoring_rest_frames_gets_http(asterisk: FakeAri) -> None:
     owner = Owner()
     rest = AriClientForTests(make_config(asterisk.port))
     connection = make_connection(asterisk.port, owner, rest=rest)
     runner = asyncio.create_task(connection.run())
     await wait_state(connection, ConnectionState.READY)
     await asyncio.sleep(0.05)
-    info_requests = asterisk.info_requests
+    before = info_requests(asterisk)
     await rest.asterisk_info()
-    assert asterisk.info_requests == info_requests + 1
+    assert info_requests(asterisk) == before + 1
     assert not connection.requests.usable
     await connection.close()
     await runner

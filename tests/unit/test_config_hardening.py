@@ -158,7 +158,7 @@ def test_merges_expand_to_at_most_so_many_values() -> None:
     text = nested_merges(width=3, depth=12)  # 3**12 = 531,441 copies of one key
 
     assert [problem.message for problem in problems(text) if problem.path == ""] == [
-        f"aliases and merge keys expand the file to more than {MAX_VALUES} values"
+        f"the file holds more than {MAX_VALUES} values (counting what aliases and merge keys repeat)"
     ]
 
 
@@ -280,3 +280,70 @@ async def test_a_reload_parses_the_file_off_the_event_loop(
     file.write_text("shutdown_grace_seconds: !!int abc\n" + MINIMAL + HTTP_TOKEN)
     with pytest.raises(ConfigError, match="shutdown_grace_seconds: expected a plain decimal integer"):
         await load_config_in_thread(file)
+
+
+@pytest.mark.parametrize(
+    ("text", "path"),
+    [
+        ('asterisk: {password: pw, url: "http://[::1"}\n' + ONE_LINE, "asterisk.url"),
+        ('asterisk: {password: pw}\nwebhooks: [{url: "https://u:p@[::1"}]\n' + ONE_LINE, "webhooks.0.url"),
+        ('asterisk: {password: pw}\nstorage: "postgresql://ck:pw@[::1/ck"\n' + ONE_LINE, "storage"),
+    ],
+)
+def test_an_unclosed_ipv6_address_is_a_problem(text: str, path: str) -> None:
+    assert problem_at(text, path).message == "not a valid URL: Invalid IPv6 URL"
+
+
+@pytest.mark.parametrize("zone", ["America", "Not/A_Zone", "../../etc/passwd"])
+def test_a_time_zone_that_is_no_zone_is_a_problem(zone: str) -> None:
+    text = MINIMAL.replace("route: voicemail}", f'route: voicemail, timezone: "{zone}"}}')
+
+    assert problem_at(text, "lines.main.timezone").message == (
+        f"unknown time zone {zone!r}; use a name like America/New_York"
+    )
+
+
+def test_a_long_loop_of_lines_is_found_in_linear_time_and_told_in_short() -> None:
+    count = 3000
+    lines = "".join(
+        f'  l{n}: {{numbers: ["{1000 + n}"], route: "line:l{(n + 1) % count}"}}\n' for n in range(count)
+    )
+    lines += '  self: {numbers: ["9"], route: "line:self"}\n  out: {numbers: ["8"], route: "line:l0"}\n'
+
+    found = problems("asterisk: {password: pw}\nlines:\n" + lines)
+
+    assert [(problem.path, problem.message[-13:]) for problem in found] == [
+        ("lines.l0.route", f"and {count - 10} more"),
+        ("lines.self.route", " -> line:self"),
+    ]
+
+
+def test_thousands_of_wrong_references_are_told_in_short() -> None:
+    count = 1000
+    lines = "".join(f'  l{n}: {{numbers: ["{1000 + n}"], route: "line:x{n}"}}\n' for n in range(count))
+
+    with pytest.raises(ConfigError) as raised:
+        load_config_text("asterisk: {password: pw}\n" + HTTP_TOKEN + "lines:\n" + lines, "big.yaml", {})
+
+    assert len(raised.value.problems) == count
+    shown = raised.value.lines()
+    assert len(shown) == 201
+    assert shown[-1] == "big.yaml: and 800 more problems"
+    assert shown[0] == (
+        "big.yaml:4: lines.l0.route: no line named 'x0'; lines known: l0, l1, l10, l100, l101, l102, l103,"
+        " l104, l105, l106, l107, l108, l109, l11, l110, l111, l112, l113, l114, l115 and 980 more"
+    )
+
+
+def test_suggestions_are_looked_for_a_few_hundred_times_at_most() -> None:
+    users = "".join(f"  user{n}: {{endpoint: PJSIP/u{n}}}\n" for n in range(400))
+    members = "".join(f"      - usr{n}\n" for n in range(1000))
+    text = (
+        f"asterisk: {{password: pw}}\nusers:\n{users}ring_groups:\n  g:\n    members:\n{members}" + ONE_LINE
+    )
+
+    found = [problem.message for problem in problems(text)]
+
+    assert len(found) == 1000
+    assert sum("did you mean" in message for message in found) == 200
+    assert found[0].startswith("'usr0' is not a user (did you mean 'user0'?); users known: user0, user1, ")

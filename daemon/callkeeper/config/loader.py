@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 
 from callkeeper.config import json_schema
+from callkeeper.config.loops import loops
 from callkeeper.config.model import (
     TEMPLATE_VARIABLES,
     AsteriskConfig,
@@ -57,9 +58,9 @@ from callkeeper.config.shapes import (
     Problems,
     Section,
     compose,
-    did_you_mean,
     join,
     read_limited,
+    shown,
 )
 from callkeeper.tollfraud import dial_out_refusal
 from callkeeper.web.passwords import hash_problem
@@ -76,6 +77,8 @@ __all__ = [
 _WHOLE_DAY = TimeRange(time(0, 0), time.max)
 MIN_TOKEN_LENGTH = 32
 _MISSED_CALL_ACTIONS = (DestinationKind.VOICEMAIL, DestinationKind.LINE, DestinationKind.EXTERNAL)
+_HOPS_SHOWN = 10
+_NAMES_SHOWN = 20
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
@@ -113,11 +116,6 @@ def check_config(path: str | os.PathLike[str]) -> list[str]:
     except ConfigError as error:
         return error.lines()
     return []
-
-
-def _known(names: Iterable[str]) -> str:
-    listed = ", ".join(sorted(names))
-    return f"known: {listed}" if listed else "none are defined"
 
 
 def _parse_phone(number: str) -> phonenumbers.PhoneNumber | None:
@@ -220,6 +218,16 @@ class _Builder:
         self.destinations: list[tuple[str, Destination]] = []
         self.dial_outs: list[tuple[str, str]] = []
         self.names: dict[str, set[str]] = {}
+        self.listed: dict[str, str] = {}
+
+    def known(self, section: str) -> str:
+        """The names of a section, for a message (listed once: a file may have thousands)."""
+        if section not in self.listed:
+            ordered = sorted(self.names[section])
+            listed = ", ".join(ordered[:_NAMES_SHOWN])
+            more = f" and {len(ordered) - _NAMES_SHOWN} more" if len(ordered) > _NAMES_SHOWN else ""
+            self.listed[section] = f"known: {listed}{more}" if listed else "none are defined"
+        return self.listed[section]
 
     def build(self, root: Section) -> Config | None:
         """The model, checked for meaning; None when a required part is missing."""
@@ -353,8 +361,8 @@ class _Builder:
             if line not in self.names["lines"]:
                 self.problems.add(
                     join(f"{path}.inbox_lines", index),
-                    f"{line!r} is not a line{did_you_mean(line, self.names['lines'])}; "
-                    f"lines {_known(self.names['lines'])}",
+                    f"{shown(line)} is not a line{self.problems.did_you_mean(line, self.names['lines'])}; "
+                    f"lines {self.known('lines')}",
                 )
         web_password_hash = _opt_secret(section, "web_password_hash")
         problem = hash_problem(web_password_hash) if web_password_hash is not None else None
@@ -386,8 +394,9 @@ class _Builder:
                 if member not in self.names["users"]:
                     self.problems.add(
                         member_path,
-                        f"{member!r} is not a user{did_you_mean(member, self.names['users'])}; "
-                        f"users {_known(self.names['users'])}",
+                        f"{shown(member)} is not a user"
+                        f"{self.problems.did_you_mean(member, self.names['users'])}; "
+                        f"users {self.known('users')}",
                     )
                 if member in first_seen:
                     self.problems.add(
@@ -439,9 +448,10 @@ class _Builder:
         timezone_name = _text(section, "timezone")
         try:
             timezone = ZoneInfo(timezone_name)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of zones, like America
             self.problems.add(
-                f"{path}.timezone", f"unknown time zone {timezone_name!r}; use a name like America/New_York"
+                f"{path}.timezone",
+                f"unknown time zone {shown(timezone_name)}; use a name like America/New_York",
             )
             timezone = ZoneInfo("UTC")
         business_hours = self.business_hours(section, path)
@@ -567,7 +577,8 @@ class _Builder:
         elif provider not in providers:
             self.problems.add(
                 f"{path}.provider",
-                f"no sms provider {provider!r}{did_you_mean(provider, providers)}; {_known(providers)}",
+                f"no sms provider {shown(provider)}{self.problems.did_you_mean(provider, providers)}; "
+                f"{self.known('sms_providers')}",
             )
         sender = _opt_text(section, "from")
         if sender is None:
@@ -666,8 +677,9 @@ class _Builder:
                 if target not in names:
                     self.problems.add(
                         path,
-                        f"no {destination.kind.value} named {target!r}{did_you_mean(target, names)}; "
-                        f"{sections[destination.kind]} {_known(names)}",
+                        f"no {destination.kind.value} named {shown(target)}"
+                        f"{self.problems.did_you_mean(target, names)}; "
+                        f"{sections[destination.kind]} {self.known(sections[destination.kind])}",
                     )
 
     def check_dial_out(self, number: str, path: str) -> None:
@@ -698,29 +710,14 @@ class _Builder:
             onward = key in ("route", "after_hours", "missed_calls.action")
             if section == "lines" and onward and destination.kind == DestinationKind.LINE and target in lines:
                 edges.setdefault(name, []).append((path, target))
-        reach = {name: self.reachable(name, edges) for name in lines}
-        reported: set[str] = set()
-        for name in sorted(lines):
-            if name not in reach[name] or name in reported:
-                continue
-            loop = {other for other in reach[name] if name in reach[other]}
-            reported |= loop
+        successors = {name: [target for _, target in out] for name, out in edges.items()}
+        for loop in loops(sorted(lines), successors):
             hops = sorted(
                 (path, target) for source in loop for path, target in edges.get(source, []) if target in loop
             )
-            listed = ", ".join(f"{path} -> line:{target}" for path, target in hops)
-            self.problems.add(hops[0][0], f"lines send calls around in a loop: {listed}")
-
-    @staticmethod
-    def reachable(start: str, edges: Mapping[str, list[tuple[str, str]]]) -> set[str]:
-        seen: set[str] = set()
-        pending = [target for _, target in edges.get(start, [])]
-        while pending:
-            name = pending.pop()
-            if name not in seen:
-                seen.add(name)
-                pending.extend(target for _, target in edges.get(name, []))
-        return seen
+            listed = ", ".join(f"{path} -> line:{target}" for path, target in hops[:_HOPS_SHOWN])
+            more = f" and {len(hops) - _HOPS_SHOWN} more" if len(hops) > _HOPS_SHOWN else ""
+            self.problems.add(hops[0][0], f"lines send calls around in a loop: {listed}{more}")
 
     def check_template(
         self, template: str, path: str, allowed: Iterable[str], required: str | None = None
@@ -747,7 +744,11 @@ class _Builder:
             self.problems.add(path, f"must contain {{{required}}}")
 
     def check_url(self, url: str, path: str) -> None:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as error:  # an unclosed [IPv6 address
+            self.problems.add(path, f"not a valid URL: {error}")
+            return
         try:
             parts.port  # noqa: B018 - parsing the port is the check
         except ValueError:
@@ -761,5 +762,12 @@ class _Builder:
         scheme, _, rest = url.partition("://")
         if scheme == "sqlite" and not rest.strip("/"):
             self.problems.add("storage", "sqlite:/// needs a database file path")
-        if scheme in ("postgresql", "postgres") and not urlsplit(url).hostname and "host=" not in url:
+        if scheme not in ("postgresql", "postgres"):
+            return
+        try:
+            host = urlsplit(url).hostname
+        except ValueError as error:  # an unclosed [IPv6 address
+            self.problems.add("storage", f"not a valid URL: {error}")
+            return
+        if not host and "host=" not in url:
             self.problems.add("storage", f"{scheme}:// needs a host")

@@ -44,6 +44,9 @@ MAX_SECRET_FILE_BYTES = 64 * 1024
 MAX_VALUES = 100_000
 MAX_MERGE_DEPTH = 16
 _SHOWN_CHARACTERS = 60
+_SUGGEST_AMONG = 500
+_SUGGESTIONS = 200
+MAX_PROBLEMS_SHOWN = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +153,11 @@ class ConfigError(Exception):
         super().__init__("\n".join(self.lines()))
 
     def lines(self) -> list[str]:
-        return [redact(problem.format(self.source)) for problem in self.problems]
+        shown_problems = [
+            redact(problem.format(self.source)) for problem in self.problems[:MAX_PROBLEMS_SHOWN]
+        ]
+        more = len(self.problems) - MAX_PROBLEMS_SHOWN
+        return [*shown_problems, f"{self.source}: and {more} more problems"] if more > 0 else shown_problems
 
 
 def compose(text: str, source: str) -> Node:
@@ -208,11 +215,6 @@ def shown(value: str, *, quoted: bool = True) -> str:
     return redact(text)
 
 
-def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(candidates), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 class Problems:
     """The problems found so far, and the line of every YAML path seen: a problem is reported at the
     line of its path, or else of the nearest enclosing path seen."""
@@ -220,6 +222,18 @@ class Problems:
     def __init__(self) -> None:
         self.found: list[ConfigProblem] = []
         self.lines: dict[str, int] = {"": 1}
+        self.suggestions_left = _SUGGESTIONS
+
+    def did_you_mean(self, word: str, candidates: Iterable[str]) -> str:
+        """A close candidate, for the first few hundred problems and among a few hundred candidates
+        at most: each look costs about as much as there are candidates, and a file may have
+        thousands of names and wrong references alike."""
+        choices = list(candidates)
+        if self.suggestions_left <= 0 or len(choices) > _SUGGEST_AMONG or len(word) > _SHOWN_CHARACTERS:
+            return ""
+        self.suggestions_left -= 1
+        close = difflib.get_close_matches(word, choices, n=1)
+        return f" (did you mean {close[0]!r}?)" if close else ""
 
     def add(self, path: str, message: str, line: int | None = None) -> None:
         self.found.append(ConfigProblem(path, self.line_of(path) if line is None else line, message))
@@ -247,7 +261,9 @@ class Checker:
             return self.check_obj(root, shape, "")
         except _TooManyValues:
             self.problems.add(
-                "", f"aliases and merge keys expand the file to more than {MAX_VALUES} values", 0
+                "",
+                f"the file holds more than {MAX_VALUES} values (counting what aliases and merge keys repeat)",
+                0,
             )
             return None
 
@@ -336,7 +352,8 @@ class Checker:
         if shape.choices and value not in shape.choices:
             choices = ", ".join(shape.choices)
             self.problems.add(
-                path, f"must be one of {choices}, not {given}{did_you_mean(value, shape.choices)}"
+                path,
+                f"must be one of {choices}, not {given}{self.problems.did_you_mean(value, shape.choices)}",
             )
             return None
         if shape.pattern is not None and not re.fullmatch(shape.pattern, value):
@@ -427,7 +444,7 @@ class Checker:
         for key, line, _ in pairs:
             if key not in known:
                 self.problems.add(
-                    join(path, key), f"unknown key {shown(key)}{did_you_mean(key, known)}", line
+                    join(path, key), f"unknown key {shown(key)}{self.problems.did_you_mean(key, known)}", line
                 )
         section: Section = {}
         for f in shape.fields:
