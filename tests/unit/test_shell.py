@@ -275,3 +275,16 @@ async def test_the_record_writer_keeps_the_newest_version_and_retries_a_failed_w
     assert [(record.id, record.ended) for record in sink.saved] == [("c2", True), ("c1", True)]
     assert (writer.written, writer.failures) == (2, 1)
     assert finals == ["c1", "c2", "c1"]
+
+
+async def test_a_malformed_ari_reply_moves_the_call_on_instead_of_stranding_it(running: Running) -> None:
+    fake = running.fake
+    fake.routes[("POST", "/ari/channels/create")] = (200, None)  # no channel in the reply
+
+    await fake.push(arrived("c9", "200"))
+    # The user's leg could not be made: the caller is not left waiting, the line's missed-call
+    # handling (voicemail) takes over.
+    await until(lambda: fake.requests("POST", "/ari/channels/c9/(answer|continue|play)"))
+    await fake.push(*hung_up("c9", "200"))
+    record = await running.final_record("c9")
+    assert record.outcome == "missed"

@@ -186,21 +186,27 @@ class CallService:
         except AriError as error:
             if isinstance(action, _CLEANUP) and isinstance(error, AriNotFound):
                 return
-            target = str(getattr(action, "leg_id", None) or getattr(action, "channel_id", ""))
             log.debug(
                 "ari_action_failed", call_id=action.call_id, action=type(action).__name__, error=str(error)
             )
-            self.feed(
-                ev.ActionFailed(
-                    action.call_id,
-                    action,
-                    target,
-                    isinstance(error, AriNotFound),
-                    str(error),
-                    self.clock(),
-                    isinstance(error, AriUnavailable),
-                )
+            self._failed(action, error, not_found=isinstance(error, AriNotFound))
+        except Exception as error:  # a malformed ARI reply must not strand the caller: the call moves on
+            log.exception("action_error", call_id=action.call_id, action=type(action).__name__)
+            self._failed(action, error, not_found=False)
+
+    def _failed(self, action: act.Action, error: Exception, *, not_found: bool) -> None:
+        target = str(getattr(action, "leg_id", None) or getattr(action, "channel_id", ""))
+        self.feed(
+            ev.ActionFailed(
+                action.call_id,
+                action,
+                target,
+                not_found,
+                str(error) or repr(error),
+                self.clock(),
+                isinstance(error, AriUnavailable),
             )
+        )
 
     async def _execute(self, action: act.Action) -> None:
         rest = self.rest
