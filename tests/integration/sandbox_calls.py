@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import aiohttp
 
@@ -140,17 +140,29 @@ async def _no_channels(sandbox: Sandbox) -> bool:
     return not await list_channels(sandbox)
 
 
+@overload
 async def wait_until(
-    predicate: Callable[[], T | Awaitable[T]],
+    predicate: Callable[[], Awaitable[T]], within: float = ..., interval: float = ..., what: str = ...
+) -> T: ...
+
+
+@overload
+async def wait_until(
+    predicate: Callable[[], T], within: float = ..., interval: float = ..., what: str = ...
+) -> T: ...
+
+
+async def wait_until(
+    predicate: Callable[[], Any],
     within: float = 10.0,
     interval: float = 0.05,
     what: str = "the condition",
-) -> T:
+) -> Any:
     """Polls `predicate` (plain or async) until it returns something truthy, and returns that."""
     deadline = time.monotonic() + within
     while True:
         result = predicate()
-        value: T = await result if inspect.isawaitable(result) else result
+        value = await result if inspect.isawaitable(result) else result
         if value:
             return value
         if time.monotonic() >= deadline:
