@@ -22,10 +22,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from tests.ari_rest import AriClientForTests
+
 from bench.common import asterisk_sandbox, cpu_seconds, percentile, print_table, write_results
 from callkeeper.ari.connection import AriConnection
 from callkeeper.ari.events import AriEvent
-from callkeeper.ari.rest import AriRestClient
 from callkeeper.config.model import AsteriskConfig, Secret
 
 WARMUP = 50
@@ -59,7 +60,7 @@ async def _batch(
     }
 
 
-def _call(rest: AriRestClient, kind: str, channel: str) -> Callable[[], Awaitable[object]]:
+def _call(rest: AriClientForTests, kind: str, channel: str) -> Callable[[], Awaitable[object]]:
     if kind == "info":
         return rest.asterisk_info
     return lambda: rest.get_channel(channel)
@@ -75,7 +76,7 @@ async def run(requests: int, rounds: int, concurrency: int) -> dict[str, Any]:
             app=f"bench-transport-{uuid.uuid4().hex[:8]}",
         )
         events: list[AriEvent] = []
-        async with AriRestClient(config) as http, AriRestClient(config) as websocket:
+        async with AriClientForTests(config) as http, AriClientForTests(config) as websocket:
             connection = AriConnection(config, on_event=events.append, rest=websocket)
             runner = asyncio.create_task(connection.run())
             async with asyncio.timeout(10):

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from callkeeper.calls import actions as act
 from callkeeper.calls import inputs as ev
 from callkeeper.records import CallRecord
 
@@ -29,7 +30,11 @@ def encode_input(item: ev.Input) -> Json:
     out: Json = {"type": type(item).__name__}
     for f in dataclasses.fields(item):
         value = getattr(item, f.name)
-        out[f.name] = value.isoformat() if isinstance(value, datetime) else value
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif dataclasses.is_dataclass(value):  # the action of an ActionFailed
+            value = {"type": type(value).__name__, **dataclasses.asdict(value)}
+        out[f.name] = value
     return out
 
 
@@ -39,9 +44,25 @@ def decode_input(data: Json) -> ev.Input:
     for f in dataclasses.fields(cls):
         if f.name in data:
             value = data[f.name]
-            kwargs[f.name] = datetime.fromisoformat(value) if "datetime" in str(f.type) else value
+            if "datetime" in str(f.type):
+                value = datetime.fromisoformat(value)
+            elif f.name == "action":
+                value = _decode_action(value, data)
+            elif "Timer" in str(f.type):
+                value = act.Timer(value)
+            kwargs[f.name] = value
     item: ev.Input = cls(**kwargs)
     return item
+
+
+def _decode_action(value: str | Json, failed: Json) -> act.Action:
+    """Journals recorded before ActionFailed carried the action hold its class name only: its call
+    and target are the action's call and channel."""
+    if isinstance(value, str):
+        value = {"type": value, "call_id": failed["call_id"], "channel_id": failed["target"]}
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items() if k != "type"}
+    action: act.Action = getattr(act, value["type"])(**fields)
+    return action
 
 
 def verdict_of(record: CallRecord) -> Verdict | None:

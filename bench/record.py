@@ -35,8 +35,8 @@ from callkeeper.ari.rest import AriRestClient
 from callkeeper.calls import inputs as ev
 from callkeeper.config.loader import load_config
 from callkeeper.logs import setup_logging
-from callkeeper.service.calls import CallService
-from callkeeper.service.daemon import Daemon
+from callkeeper.run import Daemon
+from callkeeper.service.call_runner import CallService
 from callkeeper.store.base import open_store
 
 JOURNAL = DATA / "journal.jsonl.gz"

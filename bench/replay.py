@@ -35,8 +35,8 @@ from callkeeper.calls import inputs as ev
 from callkeeper.config.loader import load_config_text
 from callkeeper.config.model import AsteriskConfig, Config
 from callkeeper.records import CallRecord
-from callkeeper.service.calls import CallService
-from callkeeper.service.records import RecordSink, RecordWriter
+from callkeeper.service.call_runner import CallService
+from callkeeper.service.record_writer import RecordSink, RecordWriter
 
 DEFAULT_JOURNAL = Path(__file__).resolve().parent / "data" / "journal.jsonl.gz"
 UNFILTERED_JOURNAL = DEFAULT_JOURNAL.with_name("journal-unfiltered.jsonl.gz")

@@ -20,7 +20,7 @@ from callkeeper.api.client import (
 from callkeeper.config.loader import ConfigError, check_config, load_config
 from callkeeper.config.schema import json_schema
 from callkeeper.logs import setup_logging
-from callkeeper.service.daemon import run_daemon
+from callkeeper.run import run_daemon
 
 DEFAULT_CONFIG = "/etc/callkeeper/callkeeper.yaml"
 

@@ -17,8 +17,8 @@ from callkeeper.ari import events as ari
 from callkeeper.ari.backoff import ExponentialBackoff
 from callkeeper.ari.connection import AriConnection, ConnectionState
 from callkeeper.ari.errors import AriAuthError, AriConflict, AriError, AriNotFound
-from callkeeper.ari.rest import AriRestClient
 from callkeeper.config.model import AsteriskConfig, Secret
+from tests.ari_rest import AriClientForTests
 
 if TYPE_CHECKING:
     from tests.conftest import Sandbox
@@ -98,7 +98,7 @@ def is_(
 class Session:
     connection: AriConnection
     log: EventLog
-    rest: AriRestClient
+    rest: AriClientForTests
     app: str
 
     async def answered_leg(self) -> str:
@@ -119,7 +119,7 @@ class Session:
 @contextlib.asynccontextmanager
 async def connected(config: AsteriskConfig) -> AsyncIterator[Session]:
     log = EventLog()
-    async with AriRestClient(config) as rest:
+    async with AriClientForTests(config) as rest:
         # The client's requests go over the event websocket once it is ready (HTTP before).
         connection = AriConnection(config, on_event=log, rest=rest)
         runner = asyncio.create_task(connection.run())
@@ -441,7 +441,7 @@ async def test_reconnects_after_asterisk_restarts(config: AsteriskConfig, sandbo
     assert connection.reconnects == 1
     assert calls == ["ready", "disconnected", "ready"]
     # The new socket carries the app's events again.
-    async with AriRestClient(config) as rest:
+    async with AriClientForTests(config) as rest:
         leg = unique("leg")
         await rest.create_channel(ANSWERING_USER, config.app, "after,restart", channel_id=leg)
         start = await log.wait_for(is_(ari.StasisStart, leg))
@@ -454,7 +454,7 @@ async def test_reconnects_after_asterisk_restarts(config: AsteriskConfig, sandbo
 
 
 async def test_typed_errors_for_gone_things(config: AsteriskConfig) -> None:
-    async with AriRestClient(config) as rest:
+    async with AriClientForTests(config) as rest:
         gone = unique("gone")
         failures: list[AriError] = []
         for call in (

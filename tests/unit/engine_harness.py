@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from callkeeper.calls import actions as act
 from callkeeper.calls import inputs as ev
+from callkeeper.calls.actions import Timer
 from callkeeper.calls.engine import Engine
 from callkeeper.config.model import (
     AsteriskConfig,
@@ -82,7 +83,7 @@ class Harness:
     engine: Engine = field(init=False)
     actions: list[act.Action] = field(default_factory=list)
     records: dict[str, CallRecord] = field(default_factory=dict)
-    timers: dict[tuple[str, str], tuple[datetime, int]] = field(default_factory=dict)
+    timers: dict[tuple[str, Timer], tuple[datetime, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.engine = Engine(self.config, "test")
@@ -113,7 +114,7 @@ class Harness:
             out = self.feed(ev.TimerFired(key[0], key[1], token, when))
             # Asterisk carries out the hangups of the legs the engine still follows.
             for action in out:
-                if isinstance(action, act.Hangup) and action.channel_id in self.engine.channels:
+                if isinstance(action, act.Hangup) and self.engine.call_of(action.channel_id):
                     self.feed(ev.ChannelHungUp(action.channel_id, when))
         self.now = end
 

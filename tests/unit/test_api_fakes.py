@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from callkeeper.api.metrics import Histogram, MetricsSnapshot
-from callkeeper.api.server import DialerRejected, QueuedCaller
+from callkeeper.live import DialerRejected, Histogram, MetricsSnapshot, QueuedCaller, Refusal
 from callkeeper.records import (
     CallRecord,
     Direction,
@@ -190,9 +189,9 @@ class FakeControl:
 
     def dial(self, contact: str, line: str, user: str | None, ring_group: str | None) -> str:
         if line not in self.lines or (user is not None and user not in self.users):
-            raise DialerRejected(404, "unknown line or user")
+            raise DialerRejected(Refusal.UNKNOWN, "unknown line or user")
         if user is not None and self.users[user] != "available":
-            raise DialerRejected(409, f"{user} is not free")
+            raise DialerRejected(Refusal.NOBODY_FREE, f"{user} is not free")
         self.dialed.append((contact, line, user, ring_group))
         return f"out-{len(self.dialed)}"
 

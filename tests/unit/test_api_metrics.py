@@ -8,7 +8,8 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from callkeeper.api.metrics import Histogram, escape_label_value, format_value, render_metrics
+from callkeeper.api.metrics import escape_label_value, format_value, render_metrics
+from callkeeper.live import Histogram
 from tests.unit.test_api_fakes import snapshot
 
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"

@@ -16,8 +16,8 @@ from aiohttp import WSMsgType, test_utils, web
 from callkeeper.ari import events as ari
 from callkeeper.ari.connection import AriConnection, ConnectionState
 from callkeeper.ari.errors import AriAuthError, AriConflict, AriNotFound, AriUnavailable, is_retryable
-from callkeeper.ari.rest import AriRestClient
 from callkeeper.config.model import AsteriskConfig, Secret
+from tests.ari_rest import AriClientForTests
 
 PASSWORD = "s3cret-Pa55"
 AUTHORIZATION = "Basic Y2FsbGtlZXBlcjpzM2NyZXQtUGE1NQ=="  # callkeeper:s3cret-Pa55
@@ -533,7 +533,7 @@ async def test_websocket_debug_logging_never_shows_the_credentials(
 async def test_rest_requests_ride_the_socket_while_ready(asterisk: FakeAsterisk) -> None:
     asterisk.rest_replies = {"asterisk/ping": (200, {"ping": "pong"}), "asterisk/info": (200, INFO)}
     owner = Owner()
-    rest = AriRestClient(make_config(asterisk.port))
+    rest = AriClientForTests(make_config(asterisk.port))
     connection = make_connection(asterisk.port, owner, rest=rest)
     runner = asyncio.create_task(connection.run())
     await until(lambda: connection.requests.usable)
@@ -572,7 +572,7 @@ async def test_rest_requests_ride_the_socket_while_ready(asterisk: FakeAsterisk)
 
 async def test_an_asterisk_ignoring_rest_frames_gets_http(asterisk: FakeAsterisk) -> None:
     owner = Owner()
-    rest = AriRestClient(make_config(asterisk.port))
+    rest = AriClientForTests(make_config(asterisk.port))
     connection = make_connection(asterisk.port, owner, rest=rest)
     runner = asyncio.create_task(connection.run())
     await wait_state(connection, ConnectionState.READY)

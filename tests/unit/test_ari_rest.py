@@ -16,6 +16,7 @@ from aiohttp import test_utils, web
 from callkeeper.ari.errors import AriAuthError, AriConflict, AriError, AriNotFound, AriUnavailable
 from callkeeper.ari.rest import AriRestClient
 from callkeeper.config.model import AsteriskConfig, Secret
+from tests.ari_rest import AriClientForTests
 
 PASSWORD = "s3cret-Pa55"
 CHANNEL = {
@@ -76,8 +77,8 @@ def config_for(port: int, request_timeout: float = 2.0) -> AsteriskConfig:
 
 
 @pytest.fixture
-async def rest(fake_ari: tuple[FakeAri, test_utils.TestServer]) -> AsyncIterator[AriRestClient]:
-    async with AriRestClient(config_for(fake_ari[1].port or 0)) as client:
+async def rest(fake_ari: tuple[FakeAri, test_utils.TestServer]) -> AsyncIterator[AriClientForTests]:
+    async with AriClientForTests(config_for(fake_ari[1].port or 0)) as client:
         yield client
 
 
@@ -86,7 +87,7 @@ def last(fake_ari: tuple[FakeAri, test_utils.TestServer]) -> Seen:
 
 
 async def test_credentials_only_in_the_basic_auth_header(
-    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
+    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriClientForTests
 ) -> None:
     fake_ari[0].reply = (200, [CHANNEL], "application/json")
 
@@ -102,7 +103,7 @@ async def test_credentials_only_in_the_basic_auth_header(
 
 
 async def test_query_parameters_and_json_body(
-    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
+    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriClientForTests
 ) -> None:
     fake_ari[0].reply = (200, CHANNEL, "application/json")
 
@@ -129,7 +130,7 @@ async def test_query_parameters_and_json_body(
 
 
 async def test_ids_are_quoted_as_one_path_segment(
-    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
+    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriClientForTests
 ) -> None:
     await rest.hangup("odd/id ?#", "busy")
 
@@ -142,7 +143,7 @@ async def test_ids_are_quoted_as_one_path_segment(
 
 
 async def test_several_media_are_comma_separated(
-    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
+    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriClientForTests
 ) -> None:
     playback = {"id": "pb", "media_uri": "sound:a", "target_uri": "channel:c1", "state": "queued"}
     fake_ari[0].reply = (201, playback, "application/json")
@@ -154,7 +155,7 @@ async def test_several_media_are_comma_separated(
 
 
 async def test_unset_optionals_are_left_out(
-    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
+    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriClientForTests
 ) -> None:
     await rest.dial("c1")
     await rest.dial("c1", caller="c0", timeout=20)
@@ -164,7 +165,7 @@ async def test_unset_optionals_are_left_out(
     assert second.query == {"caller": "c0", "timeout": "20"}
 
 
-async def test_originate_needs_app_or_dialplan(rest: AriRestClient) -> None:
+async def test_originate_needs_app_or_dialplan(rest: AriClientForTests) -> None:
     with pytest.raises(ValueError, match="either app or context"):
         await rest.originate("Local/1@x")
     with pytest.raises(ValueError, match="either app or context"):
@@ -172,7 +173,7 @@ async def test_originate_needs_app_or_dialplan(rest: AriRestClient) -> None:
 
 
 async def test_send_message_is_a_put_with_variables_in_the_body(
-    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
+    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriClientForTests
 ) -> None:
     fake_ari[0].reply = (202, None, "application/json")
 
@@ -201,7 +202,7 @@ async def test_send_message_is_a_put_with_variables_in_the_body(
 )
 async def test_failures_raise_typed_errors(
     fake_ari: tuple[FakeAri, test_utils.TestServer],
-    rest: AriRestClient,
+    rest: AriClientForTests,
     reply: tuple[int, Any, str],
     expected: type[AriError],
     message: str,
@@ -244,7 +245,7 @@ async def test_a_shared_session_is_left_open(fake_ari: tuple[FakeAri, test_utils
 
 
 async def test_record_channel_parameters(
-    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriRestClient
+    fake_ari: tuple[FakeAri, test_utils.TestServer], rest: AriClientForTests
 ) -> None:
     recording = {"name": "vm-1", "format": "wav", "state": "queued", "target_uri": "channel:c1"}
     fake_ari[0].reply = (201, recording, "application/json")

@@ -19,7 +19,6 @@ from callkeeper.ari.errors import (
     AriUnprocessable,
     is_retryable,
 )
-from callkeeper.ari.rest import AriRestClient
 from callkeeper.ari.wsrest import (
     EventSocketRequests,
     PendingRequests,
@@ -27,6 +26,7 @@ from callkeeper.ari.wsrest import (
     decode_reply,
     encode_request,
 )
+from tests.ari_rest import AriClientForTests
 from tests.unit.test_ari_rest import CHANNEL, FakeAri, config_for
 
 
@@ -282,7 +282,7 @@ async def test_rest_client_uses_the_socket_except_for_requests_that_wait_for_a_c
 ) -> None:
     fake, server = fake_ari
     requests, socket = await attached()
-    async with AriRestClient(config_for(server.port or 0)) as rest:
+    async with AriClientForTests(config_for(server.port or 0)) as rest:
         rest.use_event_socket(requests)
 
         answering = asyncio.create_task(answer_next(requests, socket, 2, CHANNEL))

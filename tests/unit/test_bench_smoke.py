@@ -10,6 +10,7 @@ from bench.replay import DEFAULT_JOURNAL, replay
 from bench.store_bench import run as store_run
 
 from callkeeper.calls import inputs as ev
+from callkeeper.calls.actions import Timer
 from callkeeper.service.translate import WANTED_EVENTS
 
 
@@ -20,7 +21,7 @@ def test_percentile_is_nearest_rank() -> None:
 
 
 def test_inputs_survive_the_journal() -> None:
-    item = ev.TimerFired("c1", "ring", 7, datetime(2026, 11, 27, 8, 0, tzinfo=UTC))
+    item = ev.TimerFired("c1", Timer.RING, 7, datetime(2026, 11, 27, 8, 0, tzinfo=UTC))
     assert decode_input(encode_input(item)) == item
 
 

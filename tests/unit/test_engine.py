@@ -6,6 +6,7 @@ from datetime import time
 
 from callkeeper.calls import actions as act
 from callkeeper.calls import inputs as ev
+from callkeeper.calls.actions import Timer
 from callkeeper.config.model import BusinessHours, MissedCalls, TimeRange
 from tests.unit.engine_harness import T0, Harness, dest, line, make_config
 
@@ -229,14 +230,14 @@ def test_timers_from_an_old_stage_are_ignored() -> None:
     h.playback_done()
     h.feed(ev.DtmfReceived("c1", "1", h.now))
     before = len(h.actions)
-    h.feed(ev.TimerFired("c1", "ivr", 1, h.now))
+    h.feed(ev.TimerFired("c1", Timer.IVR, 1, h.now))
     assert len(h.actions) == before
 
 
 def test_failure_falls_back_to_treatment() -> None:
     h = harness()
     h.arrive()
-    h.feed(ev.ActionFailed("c1", "Answer", "c1", False, "boom", T0))
+    h.feed(ev.ActionFailed("c1", act.Answer("c1", "c1"), "c1", False, "boom", T0))
     assert any(isinstance(a, act.Hangup) and a.channel_id == "c1" for a in h.actions)
     assert h.verdict()[0] == "missed"
     assert not h.engine.calls

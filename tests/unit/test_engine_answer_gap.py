@@ -8,7 +8,12 @@ from datetime import timedelta
 
 from callkeeper.calls import actions as act
 from callkeeper.calls import inputs as ev
+from callkeeper.calls.actions import Timer
 from tests.unit.engine_harness import Harness, line, make_config
+
+# The failed requests of call c1 (which of its requests does not change how the engine reacts).
+BRIDGE = act.BridgeChannels("c1", "callkeeper-c1", ("c1",))
+PLAY = act.Play("c1", "c1", ("sound:hello-world",), "c1-welcome-1")
 
 
 def harness(route: str = "ring_group:sales", **kwargs: object) -> Harness:
@@ -68,8 +73,8 @@ def test_ring_time_ends_when_asterisk_says_the_legs_are_gone() -> None:
     h.arrive()
     alice, bob = h.leg("alice"), h.leg("bob")
     h.now += timedelta(seconds=20)
-    token = h.timers.pop(("c1", "ring"))[1]
-    out = h.feed(ev.TimerFired("c1", "ring", token, h.now))
+    token = h.timers.pop(("c1", Timer.RING))[1]
+    out = h.feed(ev.TimerFired("c1", Timer.RING, token, h.now))
     assert {a.channel_id for a in out if isinstance(a, act.Hangup)} == {alice, bob}
     assert not any(isinstance(a, act.DialLeg) for a in out)
     h.hangup(alice)
@@ -82,8 +87,8 @@ def test_ring_time_ends_without_word_from_asterisk_after_a_while() -> None:
     h = harness()
     h.arrive()
     h.now += timedelta(seconds=20)
-    token = h.timers.pop(("c1", "ring"))[1]
-    h.feed(ev.TimerFired("c1", "ring", token, h.now))
+    token = h.timers.pop(("c1", Timer.RING))[1]
+    h.feed(ev.TimerFired("c1", Timer.RING, token, h.now))
     h.advance(59)
     assert not h.dialed_legs()[-1].endpoint.startswith("Local/carol")
     h.advance(2)
@@ -131,7 +136,7 @@ def test_a_bridge_that_fails_because_the_caller_left_is_no_failure() -> None:
     h = harness()
     h.arrive()
     h.answer("alice", bridged=False)
-    h.feed(ev.ActionFailed("c1", "BridgeChannels", "", True, "Channel not found", h.now))
+    h.feed(ev.ActionFailed("c1", BRIDGE, "", True, "Channel not found", h.now))
     assert "c1" in h.engine.calls
     h.hangup("c1")
     assert h.verdict() == ("missed", "ring_group_caller_hangup")
@@ -139,7 +144,7 @@ def test_a_bridge_that_fails_because_the_caller_left_is_no_failure() -> None:
     h = harness()
     h.arrive()
     h.answer("alice", bridged=False)
-    h.feed(ev.ActionFailed("c1", "BridgeChannels", "", False, "Internal Server Error", h.now))
+    h.feed(ev.ActionFailed("c1", BRIDGE, "", False, "Internal Server Error", h.now))
     assert h.verdict() == ("missed", "failure")
 
 
@@ -147,7 +152,7 @@ def test_a_welcome_that_failed_to_start_is_stopped_before_the_users_ring() -> No
     h = harness(welcome="sound:hello-world")
     h.arrive()
     playing = next(a for a in h.actions if isinstance(a, act.Play))
-    out = h.feed(ev.ActionFailed("c1", "Play", "c1", False, "Internal Server Error", h.now))
+    out = h.feed(ev.ActionFailed("c1", PLAY, "c1", False, "Internal Server Error", h.now))
 
     assert out[0] == act.StopPlayback("c1", playing.playback_id)
     assert any(isinstance(a, act.DialLeg) for a in out)
@@ -157,7 +162,7 @@ def test_a_welcome_asterisk_did_not_answer_for_counts_once_it_is_heard() -> None
     h = harness(welcome="sound:hello-world")
     h.arrive()
     playing = next(a for a in h.actions if isinstance(a, act.Play))
-    h.feed(ev.ActionFailed("c1", "Play", "c1", False, "timed out", h.now, unanswered=True))
+    h.feed(ev.ActionFailed("c1", PLAY, "c1", False, "timed out", h.now, unanswered=True))
     h.advance(12)
     assert not h.dialed_legs()
     h.hangup("c1")  # while Asterisk, late, plays the welcome
@@ -165,13 +170,13 @@ def test_a_welcome_asterisk_did_not_answer_for_counts_once_it_is_heard() -> None
 
     h = harness(welcome="sound:hello-world")
     h.arrive()
-    h.feed(ev.ActionFailed("c1", "Play", "c1", False, "timed out", h.now, unanswered=True))
+    h.feed(ev.ActionFailed("c1", PLAY, "c1", False, "timed out", h.now, unanswered=True))
     h.advance(5)
     h.feed(ev.PlaybackDone(playing.playback_id, h.now))
-    assert h.dialed_legs() and ("c1", "playback_lost") not in h.timers
+    assert h.dialed_legs() and ("c1", Timer.PLAYBACK_LOST) not in h.timers
 
     h = harness(welcome="sound:hello-world")
     h.arrive()
-    h.feed(ev.ActionFailed("c1", "Play", "c1", False, "timed out", h.now, unanswered=True))
+    h.feed(ev.ActionFailed("c1", PLAY, "c1", False, "timed out", h.now, unanswered=True))
     h.advance(21)  # never played: on without it
     assert act.StopPlayback("c1", playing.playback_id) in h.actions and h.dialed_legs()

@@ -259,7 +259,7 @@ def test_calls_left_at_the_end_of_the_grace_are_ended() -> None:
 
 def test_calls_refused_while_stopping_leave_no_worker_behind() -> None:
     h = harness()
-    h.engine.accepting = False
+    h.feed(ev.StopAccepting(h.now))
     out = h.feed(ev.CallArrived("c9", "+14155550111", "", "+12125550100", h.now))
     assert isinstance(out[1], act.ContinueInDialplan) and out[-1] == act.Forget("c9")
 

@@ -4,42 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 from callkeeper.api.openapi import OUTBOX_STATUSES, PRESENCE_STATES
+from callkeeper.live import Histogram, MetricsSnapshot
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-
-@dataclass(frozen=True, slots=True)
-class Histogram:
-    """Observations so far: `buckets` are (upper bound, observations <= bound) pairs, bounds ascending and
-    counts cumulative; the `+Inf` bucket is `count`."""
-
-    buckets: tuple[tuple[float, int], ...]
-    sum: float
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class MetricsSnapshot:
-    """What the daemon counts, read at one moment. Counters only ever grow while the process lives.
-
-    `calls_total` is keyed by (line, outcome, reason); a call without a line uses line "".
-    The outbox depth is not here: `/metrics` asks the store for it (`CallHistory.outbox_depth`).
-    """
-
-    calls_total: Mapping[tuple[str, str, str], int]
-    calls_in_progress: int
-    queue_waiting: Mapping[str, int]
-    queue_longest_wait_seconds: Mapping[str, float]
-    users: Mapping[str, int]
-    ari_connected: bool
-    ari_reconnects_total: int
-    event_lag_seconds: Histogram
-    outbox_failures_total: int
-    texts_sent_total: int
-    webhooks_sent_total: int
 
 
 Labels = tuple[tuple[str, str], ...]

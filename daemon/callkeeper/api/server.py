@@ -13,7 +13,6 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn, Protocol
 
@@ -22,7 +21,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from callkeeper.api.inbound_sms import read_twilio, read_webhook
-from callkeeper.api.metrics import CONTENT_TYPE, MetricsSnapshot, render_metrics
+from callkeeper.api.metrics import CONTENT_TYPE, render_metrics
 from callkeeper.api.openapi import (
     CALL_ID,
     DEFAULT_LIMIT,
@@ -36,6 +35,7 @@ from callkeeper.api.openapi import (
     openapi_document,
 )
 from callkeeper.config.model import HttpConfig, Secret
+from callkeeper.live import DialerRejected, MetricsSnapshot, QueuedCaller, Refusal
 from callkeeper.records import CallRecord, now_utc, utc_iso
 
 log = structlog.get_logger(__name__)
@@ -43,16 +43,11 @@ log = structlog.get_logger(__name__)
 STORE_CHECK_SECONDS = 2.0
 OPT_OUT_SOURCE = "api"
 
+DIALER_REFUSALS = {Refusal.UNKNOWN: 404, Refusal.NOT_DIALABLE: 422, Refusal.NOBODY_FREE: 409}
+
 CALL_ID_RE = re.compile(CALL_ID)
 E164_RE = re.compile(E164)
 LIMIT_RE = re.compile(r"[0-9]{1,4}")
-
-
-@dataclass(frozen=True, slots=True)
-class QueuedCaller:
-    call_id: str
-    caller: str
-    waiting_seconds: float
 
 
 class OptOutEntry(Protocol):
@@ -120,14 +115,6 @@ class DaemonControl(Protocol):
 
     def inbound_sms_secret(self, provider: str) -> tuple[str, str] | None:
         """(provider type, the secret its inbound webhook is signed with), or None if unknown."""
-
-
-class DialerRejected(Exception):
-    """The dialer cannot place this call: `status` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class ApiConfigError(ValueError):
@@ -422,7 +409,7 @@ class _Api:
                 body["contact"], body["line"], body.get("user"), body.get("ring_group")
             )
         except DialerRejected as rejected:
-            _fail(rejected.status, str(rejected))
+            _fail(DIALER_REFUSALS[rejected.why], str(rejected))
         return web.json_response({"id": call_id}, status=202)
 
     async def inbound_sms(self, request: web.Request) -> web.Response:

@@ -25,14 +25,12 @@ from callkeeper.ari.events import (
     Bridge,
     Channel,
     Endpoint,
-    LiveRecording,
     Playback,
     parse_asterisk_info,
     parse_bridge,
     parse_channel,
     parse_endpoint,
     parse_playback,
-    parse_recording,
 )
 from callkeeper.ari.wsrest import EventSocketRequests
 from callkeeper.config.model import AsteriskConfig
@@ -47,7 +45,7 @@ def basic_auth_header(config: AsteriskConfig) -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
-def _segment(value: str) -> str:
+def path_segment(value: str) -> str:
     return quote(value, safe="")
 
 
@@ -127,21 +125,18 @@ class AriRestClient:
     async def list_channels(self) -> list[Channel]:
         return [parse_channel(item) for item in await self._request("GET", "/channels")]
 
-    async def get_channel(self, channel_id: str) -> Channel:
-        return parse_channel(await self._request("GET", f"/channels/{_segment(channel_id)}"))
-
     async def answer(self, channel_id: str) -> None:
-        await self._request("POST", f"/channels/{_segment(channel_id)}/answer", waits_for_channel=True)
+        await self._request("POST", f"/channels/{path_segment(channel_id)}/answer", waits_for_channel=True)
 
     async def ring(self, channel_id: str) -> None:
-        await self._request("POST", f"/channels/{_segment(channel_id)}/ring")
+        await self._request("POST", f"/channels/{path_segment(channel_id)}/ring")
 
     async def stop_ring(self, channel_id: str) -> None:
-        await self._request("DELETE", f"/channels/{_segment(channel_id)}/ring")
+        await self._request("DELETE", f"/channels/{path_segment(channel_id)}/ring")
 
     async def hangup(self, channel_id: str, reason: str = "normal") -> None:
         """`reason`: normal, busy, congestion, no_answer, timeout, rejected, unallocated, ..."""
-        await self._request("DELETE", f"/channels/{_segment(channel_id)}", {"reason": reason})
+        await self._request("DELETE", f"/channels/{path_segment(channel_id)}", {"reason": reason})
 
     async def continue_in_dialplan(
         self,
@@ -152,44 +147,25 @@ class AriRestClient:
         label: str | None = None,
     ) -> None:
         params = {"context": context, "extension": extension, "priority": priority, "label": label}
-        await self._request("POST", f"/channels/{_segment(channel_id)}/continue", params)
+        await self._request("POST", f"/channels/{path_segment(channel_id)}/continue", params)
 
     async def play(
         self, channel_id: str, media: str | Sequence[str], playback_id: str | None = None
     ) -> Playback:
         """`media` like `sound:hello-world`; several are played one after the other."""
-        params = {"media": _media(media), "playbackId": playback_id}
-        return parse_playback(await self._request("POST", f"/channels/{_segment(channel_id)}/play", params))
-
-    async def play_on_bridge(
-        self, bridge_id: str, media: str | Sequence[str], playback_id: str | None = None
-    ) -> Playback:
-        params = {"media": _media(media), "playbackId": playback_id}
-        return parse_playback(await self._request("POST", f"/bridges/{_segment(bridge_id)}/play", params))
+        params = {"media": media_param(media), "playbackId": playback_id}
+        return parse_playback(
+            await self._request("POST", f"/channels/{path_segment(channel_id)}/play", params)
+        )
 
     async def stop_playback(self, playback_id: str) -> None:
-        await self._request("DELETE", f"/playbacks/{_segment(playback_id)}")
+        await self._request("DELETE", f"/playbacks/{path_segment(playback_id)}")
 
     async def start_moh(self, channel_id: str, moh_class: str | None = None) -> None:
-        await self._request("POST", f"/channels/{_segment(channel_id)}/moh", {"mohClass": moh_class})
+        await self._request("POST", f"/channels/{path_segment(channel_id)}/moh", {"mohClass": moh_class})
 
     async def stop_moh(self, channel_id: str) -> None:
-        await self._request("DELETE", f"/channels/{_segment(channel_id)}/moh")
-
-    async def send_dtmf(
-        self, channel_id: str, dtmf: str, between_ms: int | None = None, duration_ms: int | None = None
-    ) -> None:
-        params = {"dtmf": dtmf, "between": between_ms, "duration": duration_ms}
-        await self._request("POST", f"/channels/{_segment(channel_id)}/dtmf", params)
-
-    async def get_variable(self, channel_id: str, name: str) -> str:
-        """Raises AriNotFound for a gone channel and for an unset variable alike."""
-        reply = await self._request("GET", f"/channels/{_segment(channel_id)}/variable", {"variable": name})
-        return str(reply["value"])
-
-    async def set_variable(self, channel_id: str, name: str, value: str) -> None:
-        params = {"variable": name, "value": value}
-        await self._request("POST", f"/channels/{_segment(channel_id)}/variable", params)
+        await self._request("DELETE", f"/channels/{path_segment(channel_id)}/moh")
 
     async def create_channel(
         self,
@@ -223,72 +199,7 @@ class AriRestClient:
     ) -> None:
         """When `timeout` (seconds) expires Asterisk hangs the channel up (cause 19)."""
         params = {"caller": caller, "timeout": timeout}
-        await self._request("POST", f"/channels/{_segment(channel_id)}/dial", params)
-
-    async def originate(
-        self,
-        endpoint: str,
-        *,
-        channel_id: str | None = None,
-        other_channel_id: str | None = None,
-        app: str | None = None,
-        app_args: str = "",
-        context: str | None = None,
-        extension: str | None = None,
-        priority: int | None = None,
-        label: str | None = None,
-        caller_id: str | None = None,
-        timeout: int | None = None,  # noqa: ASYNC109 - Asterisk's ring time, not a client timeout
-        originator: str | None = None,
-        variables: Mapping[str, str] | None = None,
-    ) -> Channel:
-        """Either `app` (the channel enters Stasis once answered) or a dialplan location."""
-        if (app is None) == (context is None and extension is None):
-            raise ValueError("originate needs either app or context/extension, not both")
-        params = {
-            "endpoint": endpoint,
-            "channelId": channel_id,
-            "otherChannelId": other_channel_id,
-            "app": app,
-            "appArgs": app_args or None,
-            "context": context,
-            "extension": extension,
-            "priority": priority,
-            "label": label,
-            "callerId": caller_id,
-            "timeout": timeout,
-            "originator": originator,
-        }
-        body = {"variables": dict(variables)} if variables else None
-        return parse_channel(await self._request("POST", "/channels", params, body))
-
-    async def record(
-        self,
-        target: Literal["channel", "bridge"],
-        target_id: str,
-        name: str,
-        *,
-        format: str = "wav",
-        max_duration_seconds: int | None = None,
-        max_silence_seconds: int | None = None,
-        if_exists: Literal["fail", "overwrite", "append"] = "fail",
-        beep: bool = False,
-    ) -> LiveRecording:
-        """Records a channel or a bridge. A channel recording fails (RecordingFailed) while the
-        channel is in a bridge: record the bridge then."""
-        params = {
-            "name": name,
-            "format": format,
-            "maxDurationSeconds": max_duration_seconds,
-            "maxSilenceSeconds": max_silence_seconds,
-            "ifExists": if_exists,
-            "beep": "true" if beep else "false",
-        }
-        path = f"/{target}s/{_segment(target_id)}/record"
-        return parse_recording(await self._request("POST", path, params))
-
-    async def stop_recording(self, name: str) -> None:
-        await self._request("POST", f"/recordings/live/{_segment(name)}/stop")
+        await self._request("POST", f"/channels/{path_segment(channel_id)}/dial", params)
 
     # ---------------------------------------------------------------- bridges
 
@@ -301,17 +212,14 @@ class AriRestClient:
     async def list_bridges(self) -> list[Bridge]:
         return [parse_bridge(item) for item in await self._request("GET", "/bridges")]
 
-    async def get_bridge(self, bridge_id: str) -> Bridge:
-        return parse_bridge(await self._request("GET", f"/bridges/{_segment(bridge_id)}"))
-
     async def destroy_bridge(self, bridge_id: str) -> None:
-        await self._request("DELETE", f"/bridges/{_segment(bridge_id)}")
+        await self._request("DELETE", f"/bridges/{path_segment(bridge_id)}")
 
     async def add_channel(self, bridge_id: str, channel_id: str, role: str | None = None) -> None:
         """Asterisk answers a gone channel with 400 "Channel not found" here; raised as the
         AriNotFound it is, like a gone bridge's 404."""
         params = {"channel": channel_id, "role": role}
-        path = f"/bridges/{_segment(bridge_id)}/addChannel"
+        path = f"/bridges/{path_segment(bridge_id)}/addChannel"
         try:
             await self._request("POST", path, params, waits_for_channel=True)
         except AriError as error:
@@ -319,25 +227,10 @@ class AriRestClient:
                 raise AriNotFound(error.status, error.method, error.path, error.message) from error
             raise
 
-    async def remove_channel(self, bridge_id: str, channel_id: str) -> None:
-        params = {"channel": channel_id}
-        path = f"/bridges/{_segment(bridge_id)}/removeChannel"
-        await self._request("POST", path, params, waits_for_channel=True)
-
-    async def start_bridge_moh(self, bridge_id: str, moh_class: str | None = None) -> None:
-        await self._request("POST", f"/bridges/{_segment(bridge_id)}/moh", {"mohClass": moh_class})
-
-    async def stop_bridge_moh(self, bridge_id: str) -> None:
-        await self._request("DELETE", f"/bridges/{_segment(bridge_id)}/moh")
-
     # ---------------------------------------------------------------- endpoints, apps
 
     async def list_endpoints(self) -> list[Endpoint]:
         return [parse_endpoint(item) for item in await self._request("GET", "/endpoints")]
-
-    async def get_endpoint(self, technology: str, resource: str) -> Endpoint:
-        path = f"/endpoints/{_segment(technology)}/{_segment(resource)}"
-        return parse_endpoint(await self._request("GET", path))
 
     async def send_message(
         self, to: str, from_: str, body: str, variables: Mapping[str, str] | None = None
@@ -350,14 +243,14 @@ class AriRestClient:
     async def subscribe(self, app: str, event_source: str) -> None:
         """`event_source` like `channel:<id>`, `bridge:<id>`, `endpoint:PJSIP/alice`, `endpoint:PJSIP`."""
         await self._request(
-            "POST", f"/applications/{_segment(app)}/subscription", {"eventSource": event_source}
+            "POST", f"/applications/{path_segment(app)}/subscription", {"eventSource": event_source}
         )
 
     async def set_event_filter(self, app: str, allowed: Sequence[str]) -> None:
         """Asterisk sends `app` only events of these types from now on (until it restarts)."""
         body = {"allowed": [{"type": name} for name in allowed]}
-        await self._request("PUT", f"/applications/{_segment(app)}/eventFilter", body=body)
+        await self._request("PUT", f"/applications/{path_segment(app)}/eventFilter", body=body)
 
 
-def _media(media: str | Sequence[str]) -> str:
+def media_param(media: str | Sequence[str]) -> str:
     return media if isinstance(media, str) else ",".join(media)

@@ -3,10 +3,25 @@ so the shell can run the actions of one call in order and those of different cal
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from callkeeper.records import CallRecord
+
+
+class Timer(enum.StrEnum):
+    """The timers of a call; a call has at most one of each running."""
+
+    RING = "ring"
+    LEGS_GONE = "legs_gone"
+    IVR = "ivr"
+    PRESS_1 = "press1"
+    QUEUE_MAX_WAIT = "queue_max_wait"
+    QUEUE_ANNOUNCE = "queue_announce"
+    QUEUE_RETRY = "queue_retry"
+    VOICEMAIL_RESULT = "voicemail_result"
+    PLAYBACK_LOST = "playback_lost"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +122,7 @@ class ContinueInDialplan:
 @dataclass(frozen=True, slots=True)
 class StartTimer:
     call_id: str
-    name: str
+    name: Timer
     seconds: float
     token: int
 
@@ -115,7 +130,7 @@ class StartTimer:
 @dataclass(frozen=True, slots=True)
 class CancelTimer:
     call_id: str
-    name: str
+    name: Timer
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,16 @@ from typing import Literal
 from callkeeper.config.model import Line
 
 Override = Literal["open", "closed", "auto"]
+OVERRIDES: tuple[Override, ...] = ("open", "closed", "auto")
 
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def parse_override(mode: str) -> Override:
+    for known in OVERRIDES:
+        if mode == known:
+            return known
+    raise ValueError(f"no line override mode {mode!r}: one of {', '.join(OVERRIDES)}")
 
 
 def is_open(line: Line, moment: datetime, override: Override = "auto") -> bool:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from callkeeper.calls.actions import Action, Timer
+from callkeeper.calls.hours import Override
 from callkeeper.records import CallRecord
 
 
@@ -76,7 +78,7 @@ class PlaybackDone:
 @dataclass(frozen=True, slots=True)
 class TimerFired:
     call_id: str
-    name: str
+    name: Timer
     token: int
     at: datetime
 
@@ -87,7 +89,7 @@ class ActionFailed:
     `unanswered` when no answer came, timed out or cut off: Asterisk may still carry it out)."""
 
     call_id: str
-    action: str
+    action: Action
     target: str
     gone: bool
     message: str
@@ -122,7 +124,14 @@ class PresenceChanged:
 @dataclass(frozen=True, slots=True)
 class LineOverrideChanged:
     line: str
-    mode: str
+    mode: Override
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StopAccepting:
+    """The daemon is stopping: calls that arrive from now on are handed back to the dialplan."""
+
     at: datetime
 
 
@@ -167,5 +176,6 @@ Input = (
     | EndpointStateChanged
     | PresenceChanged
     | LineOverrideChanged
+    | StopAccepting
     | CallAdopted
 )

@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from callkeeper.records import Outcome, Reason
+from callkeeper.records import Outcome, Reason, Step
 
 
 class Stage(enum.StrEnum):
@@ -166,3 +166,47 @@ def classify(
         and (ended_at - started_at).total_seconds() < short_abandon_seconds
     )
     return Verdict(first.outcome, first.reason, short)
+
+
+def where(facts: list[Fact]) -> tuple[Stage, str]:
+    """The stage a journey stopped in (talking once answered), and its detail."""
+    for fact in reversed(facts):
+        match fact:
+            case Answered(by=by):
+                return Stage.TALKING, by
+            case Entered(stage=stage, detail=detail) if stage is not Stage.ADOPTED:
+                return stage, detail
+    return Stage.ARRIVED, ""
+
+
+def facts_from_steps(steps: tuple[Step, ...]) -> list[Fact]:
+    """The journey back from a stored record (a call adopted, or one whose end no daemon saw)."""
+    facts: list[Fact] = []
+    for step in steps:
+        if step.stage == "dtmf":
+            facts.append(DigitPressed(step.detail, step.at))
+        elif step.stage == "answered":
+            facts.append(Answered(step.detail, step.at))
+        elif step.stage == "caller_hangup":
+            stage, _, fishing = step.detail.partition(",")
+            facts.append(CallerHungUp(Stage(stage), step.at, fishing == "fishing"))
+        elif step.stage.endswith("_ended"):
+            facts.append(RangOut(Stage(step.stage.removesuffix("_ended")), RangOutWhy(step.detail), step.at))
+        else:
+            facts.append(Entered(Stage(step.stage), step.at, step.detail))
+    return facts
+
+
+def step_of(fact: Fact) -> Step:
+    """A fact as the call record stores it."""
+    match fact:
+        case Entered(stage=stage, at=at, detail=detail):
+            return Step(stage.value, at, detail)
+        case DigitPressed(digit=digit, at=at):
+            return Step("dtmf", at, digit)
+        case RangOut(stage=stage, why=why, at=at):
+            return Step(f"{stage.value}_ended", at, why.value)
+        case Answered(by=by, at=at):
+            return Step("answered", at, by)
+        case CallerHungUp(stage=stage, at=at, fishing=fishing):
+            return Step("caller_hangup", at, f"{stage.value},fishing" if fishing else stage.value)

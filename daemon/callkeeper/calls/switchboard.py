@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from callkeeper.calls.hours import Override
 from callkeeper.config.model import Config, RingGroup, Strategy
 
 
@@ -22,7 +23,7 @@ class Switchboard:
     offered: dict[str, str] = field(default_factory=dict)
     last_taker: dict[str, str] = field(default_factory=dict)
     queues: dict[str, list[str]] = field(default_factory=dict)
-    line_overrides: dict[str, str] = field(default_factory=dict)
+    line_overrides: dict[str, Override] = field(default_factory=dict)
 
     def reachable(self, config: Config, user: str) -> bool:
         """Not away and the phone is not known to be offline."""
@@ -32,6 +33,17 @@ class Switchboard:
             and user not in self.away
             and endpoint_key(found.endpoint) not in self.offline_endpoints
         )
+
+    def presence(self, config: Config, user: str) -> str:
+        """`away`, `busy`, `offline` or `available`."""
+        if user in self.away:
+            return "away"
+        if user in self.talking:
+            return "busy"
+        found = config.users.get(user)
+        if found is not None and endpoint_key(found.endpoint) in self.offline_endpoints:
+            return "offline"
+        return "available"
 
     def available(self, config: Config, user: str) -> bool:
         return self.reachable(config, user) and user not in self.talking

@@ -4,7 +4,6 @@ kept in the store so a restart remembers them."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -13,21 +12,21 @@ from datetime import datetime
 import phonenumbers
 import structlog
 
-from callkeeper.api.metrics import MetricsSnapshot
-from callkeeper.api.server import DialerRejected, QueuedCaller
 from callkeeper.calls import inputs as ev
-from callkeeper.calls.engine import Queued
-from callkeeper.calls.switchboard import endpoint_key
+from callkeeper.calls.hours import parse_override
 from callkeeper.config.model import Line, Secret
 from callkeeper.followups.service import FollowupService
+from callkeeper.live import DialerRejected, MetricsSnapshot, QueuedCaller, Refusal
 from callkeeper.records import CallRecord, now_utc
-from callkeeper.service.calls import CallService
+from callkeeper.service.call_runner import CallService
+from callkeeper.service.tasks import Tasks
 from callkeeper.store.base import OptOut, Store
 
 log = structlog.get_logger(__name__)
 
 AWAY_KEY = "presence.away"
 OVERRIDE_KEY = "line.override."
+PERSIST_GRACE_SECONDS = 2.0
 
 
 def dialable(number: str, line: Line) -> bool:
@@ -89,7 +88,7 @@ class LiveDaemon:
         self.followups = followups
         self._ari_ready = ari_ready
         self._reconnects = reconnects
-        self._writes: set[asyncio.Task[None]] = set()
+        self._writes = Tasks()
 
     async def restore(self) -> None:
         """Presence and overrides set through the API before a restart."""
@@ -100,12 +99,14 @@ class LiveDaemon:
         for line in self.line_names():
             mode = await self.store.get_state(OVERRIDE_KEY + line)
             if mode:
-                self.service.feed(ev.LineOverrideChanged(line, mode, now))
+                self.service.feed(ev.LineOverrideChanged(line, parse_override(mode), now))
 
     def _persist(self, key: str, value: str | None) -> None:
-        task = asyncio.create_task(self.store.set_state(key, value))
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        self._writes.start(self.store.set_state(key, value), name=f"persist-{key}")
+
+    async def close(self) -> None:
+        """Presence and overrides set just before the stop are still kept, if the store allows."""
+        await self._writes.close(PERSIST_GRACE_SECONDS)
 
     def ari_ready(self) -> bool:
         return self._ari_ready()
@@ -120,38 +121,25 @@ class LiveDaemon:
         return list(self.service.engine.config.lines)
 
     def presence(self, user: str) -> str:
-        board = self.service.engine.board
-        if user in board.away:
-            return "away"
-        if user in board.talking:
-            return "busy"
-        found = self.service.engine.config.users.get(user)
-        if found is not None and endpoint_key(found.endpoint) in board.offline_endpoints:
-            return "offline"
-        return "available"
+        return self.service.engine.presence(user)
 
     def set_presence(self, user: str, away: bool) -> None:
         self.service.feed(ev.PresenceChanged(user, away, now_utc()))
-        self._persist(AWAY_KEY, ",".join(sorted(self.service.engine.board.away)) or None)
+        self._persist(AWAY_KEY, ",".join(self.service.engine.away()) or None)
 
     def line_override(self, line: str) -> str:
-        return self.service.engine.board.line_overrides.get(line, "auto")
+        return self.service.engine.line_override(line)
 
     def set_line_override(self, line: str, mode: str) -> None:
-        self.service.feed(ev.LineOverrideChanged(line, mode, now_utc()))
+        self.service.feed(ev.LineOverrideChanged(line, parse_override(mode), now_utc()))
         self._persist(OVERRIDE_KEY + line, None if mode == "auto" else mode)
 
     def queues(self) -> Mapping[str, Sequence[QueuedCaller]]:
-        engine = self.service.engine
         now = now_utc()
-        waiting: dict[str, list[QueuedCaller]] = {}
-        for group, call_ids in engine.board.queues.items():
-            for call_id in call_ids:
-                call = engine.calls.get(call_id)
-                if call is not None and isinstance(call.stage, Queued):
-                    seconds = (now - call.stage.since).total_seconds()
-                    waiting.setdefault(group, []).append(QueuedCaller(call_id, call.caller, seconds))
-        return waiting
+        return {
+            group: [QueuedCaller(w.call_id, w.caller, (now - w.since).total_seconds()) for w in waiting]
+            for group, waiting in self.service.engine.queue_waiters().items()
+        }
 
     def inbound_sms_secret(self, provider: str) -> tuple[str, str] | None:
         found = self.service.engine.config.sms_providers.get(provider)
@@ -166,15 +154,17 @@ class LiveDaemon:
         config = engine.config
         found = config.lines.get(line)
         if found is None:
-            raise DialerRejected(404, f"no line {line!r}")
+            raise DialerRejected(Refusal.UNKNOWN, f"no line {line!r}")
         if user is not None and user not in config.users:
-            raise DialerRejected(404, f"no user {user!r}")
+            raise DialerRejected(Refusal.UNKNOWN, f"no user {user!r}")
         if ring_group is not None and ring_group not in config.ring_groups:
-            raise DialerRejected(404, f"no ring group {ring_group!r}")
+            raise DialerRejected(Refusal.UNKNOWN, f"no ring group {ring_group!r}")
         if not dialable(contact, found):
-            raise DialerRejected(422, f"{contact} is not a valid number in this line's country")
+            raise DialerRejected(
+                Refusal.NOT_DIALABLE, f"{contact} is not a valid number in this line's country"
+            )
         if engine.free_user(user, ring_group) is None:
-            raise DialerRejected(409, "nobody is free to take the call")
+            raise DialerRejected(Refusal.NOBODY_FREE, "nobody is free to take the call")
         call_id = f"out-{uuid.uuid4().hex[:16]}"
         self.service.feed(ev.DialerRequested(call_id, line, contact, user, ring_group, now_utc()))
         return call_id
@@ -187,7 +177,7 @@ class LiveDaemon:
         queues = self.queues()
         return MetricsSnapshot(
             calls_total=dict(service.counters.verdicts),
-            calls_in_progress=len(service.engine.calls),
+            calls_in_progress=service.calls_in_progress(),
             queue_waiting={group: len(callers) for group, callers in queues.items()},
             queue_longest_wait_seconds={
                 group: max((c.waiting_seconds for c in callers), default=0.0)

@@ -21,9 +21,9 @@ from callkeeper.config.loader import ConfigError, load_config
 from callkeeper.config.model import Config
 from callkeeper.followups.service import FollowupService
 from callkeeper.records import now_utc
-from callkeeper.service.calls import CallService
+from callkeeper.service.call_runner import CallService
 from callkeeper.service.control import CallHistoryWithFollowups, LiveDaemon
-from callkeeper.service.records import RecordWriter
+from callkeeper.service.record_writer import RecordWriter
 from callkeeper.service.systemd import Notifier, watchdog_loop
 from callkeeper.service.translate import WANTED_EVENTS
 from callkeeper.store.base import Store, open_store
@@ -123,7 +123,7 @@ class Daemon:
                     return EXIT_FATAL
             log.info("stopping", calls_in_progress=self.service.calls_in_progress())
             self.notifier.stopping()
-            self.service.engine.accepting = False
+            self.service.feed(ev.StopAccepting(now_utc()))
             await self.service.drain(self.config.shutdown_grace_seconds)
             return EXIT_OK
         finally:
@@ -134,6 +134,8 @@ class Daemon:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await connection
             await api.cleanup()
+            await self.service.close()
+            await self.control.close()
             await self.writer.close()
             await self.followups.close()
             await self.store.close()

@@ -9,22 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime
 
 import structlog
 
 from callkeeper.ari.errors import AriConflict, AriError, AriNotFound, AriUnavailable
-from callkeeper.ari.events import AriEvent, Channel, StasisStart, UnknownEvent
+from callkeeper.ari.events import AriEvent, StasisStart, UnknownEvent
 from callkeeper.ari.rest import AriRestClient
 from callkeeper.calls import actions as act
 from callkeeper.calls import inputs as ev
-from callkeeper.calls.engine import BRIDGE_PREFIX, Engine
+from callkeeper.calls.actions import Timer
+from callkeeper.calls.engine import Engine
 from callkeeper.config.model import Config
 from callkeeper.records import CallRecord, now_utc
-from callkeeper.service.metrics import CallCounters
-from callkeeper.service.records import RecordWriter
+from callkeeper.service import reconcile
+from callkeeper.service.counters import CallCounters
+from callkeeper.service.record_writer import RecordWriter
+from callkeeper.service.tasks import Tasks
 from callkeeper.service.translate import to_inputs
 
 log = structlog.get_logger(__name__)
@@ -46,7 +49,7 @@ class CallWorker:
         self.call_id = call_id
         self.pending: deque[act.Action] = deque()
         self.idle: asyncio.Future[None] | None = None
-        self.task = asyncio.create_task(self._run(), name=f"call-{call_id}")
+        self.task = service.tasks.start(self._run(), name=f"call-{call_id}")
 
     def push(self, action: act.Action) -> None:
         self.pending.append(action)
@@ -55,6 +58,8 @@ class CallWorker:
             idle.set_result(None)
 
     async def _run(self) -> None:
+        # What the ARI client logs while it carries out this call's actions names the call.
+        structlog.contextvars.bind_contextvars(call_id=self.call_id)
         loop = asyncio.get_running_loop()
         while True:
             while self.pending:
@@ -84,11 +89,11 @@ class CallService:
         self.clock = clock
         self.engine = Engine(config, host)
         self.workers: dict[str, CallWorker] = {}
-        self.timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self.timers: dict[tuple[str, Timer], asyncio.TimerHandle] = {}
         self.counters = CallCounters()
         self.on_answered = on_answered
         self.answered: set[str] = set()
-        self.background: set[asyncio.Task[object]] = set()
+        self.tasks = Tasks()  # the calls' workers and the answered notes
         self.no_calls = asyncio.Event()
         self.no_calls.set()
         self.entering: dict[str, asyncio.Event] = {}
@@ -109,15 +114,13 @@ class CallService:
         try:
             out = self.engine.handle(item)
         except Exception as error:  # a bug in one call must not take the daemon or the caller down
-            call_id = getattr(item, "call_id", None) or self.engine.channels.get(
-                getattr(item, "channel_id", "")
-            )
+            call_id = getattr(item, "call_id", None) or self.engine.call_of(getattr(item, "channel_id", ""))
             log.exception("call_logic_error", call_id=call_id, input=type(item).__name__)
             out = self.engine.fail_call(call_id, self.clock(), repr(error)) if call_id else []
         self.dispatch(out)
 
     def dispatch(self, out: list[act.Action]) -> None:
-        if self.engine.calls:
+        if self.engine.calls_in_progress():
             self.no_calls.clear()
         else:
             self.no_calls.set()
@@ -152,17 +155,15 @@ class CallService:
         """A caller who is answered no longer needs the follow-up text of an earlier missed call."""
         if record.answered_by and record.id not in self.answered and self.on_answered is not None:
             self.answered.add(record.id)
-            task = asyncio.create_task(self.on_answered(record.caller, self.clock()))
-            self.background.add(task)
-            task.add_done_callback(self.background.discard)
+            self.tasks.start(self.on_answered(record.caller, self.clock()), name=f"answered-{record.id}")
         if final:
             self.answered.discard(record.id)
 
-    def _fire(self, call_id: str, name: str, token: int) -> None:
+    def _fire(self, call_id: str, name: Timer, token: int) -> None:
         self.timers.pop((call_id, name), None)
         self.feed(ev.TimerFired(call_id, name, token, self.clock()))
 
-    def _cancel_timer(self, call_id: str, name: str) -> None:
+    def _cancel_timer(self, call_id: str, name: Timer) -> None:
         handle = self.timers.pop((call_id, name), None)
         if handle is not None:
             handle.cancel()
@@ -187,7 +188,7 @@ class CallService:
             self.feed(
                 ev.ActionFailed(
                     action.call_id,
-                    type(action).__name__,
+                    action,
                     target,
                     isinstance(error, AriNotFound),
                     str(error),
@@ -278,61 +279,22 @@ class CallService:
         channels = await self.rest.list_channels()
         bridges = await self.rest.list_bridges()
         now = self.clock()
-        present = {c.id for c in channels}
-        callers = {call.channel_id for call in self.engine.calls.values()}
-        # A vanished caller cuts its call off (first, so that its vanished legs change nothing);
-        # a vanished leg of a caller still there is a leg that ended.
-        gone = [c for c in self.engine.channels if c not in present]
-        for channel_id in sorted(gone, key=lambda c: c not in callers):
-            self.feed(ev.ChannelHungUp(channel_id, now, observed=channel_id not in callers))
-        bridge_of = {channel: bridge.id for bridge in bridges for channel in bridge.channels}
-        records = {record.id: record for record in open_records}
-        found: list[tuple[Channel, str]] = []
-        legs: dict[str, list[Channel]] = defaultdict(list)
-        for channel in channels:
-            app_data = channel.dialplan.app_data.split(",")
-            if (
-                channel.id in self.engine.channels
-                or channel.dialplan.app_name != "Stasis"
-                or app_data[0] != self.config.asterisk.app
-            ):
-                continue
-            if len(app_data) >= 3 and app_data[1] == "inbound":
-                found.append((channel, app_data[2]))
-            elif len(app_data) >= 3 and app_data[1] == "leg":
-                legs[app_data[2]].append(channel)
-            else:
-                legs[""].append(channel)  # of no call at all
-        for channel, dialed in found:
-            adopted_legs = tuple(
-                ev.AdoptedLeg(leg.id, leg.name, leg.state == "Up", bridge_of.get(leg.id))
-                for leg in legs.pop(channel.id, [])
-            )
-            caller = channel.caller
-            self.feed(
-                ev.CallAdopted(
-                    channel.id,
-                    caller.number,
-                    caller.name,
-                    dialed,
-                    channel.state == "Up",
-                    bridge_of.get(channel.id),
-                    adopted_legs,
-                    records.pop(channel.id, None),
-                    now,
-                )
-            )
-        for orphan in [leg for call_legs in legs.values() for leg in call_legs]:
-            log.info("ending_orphan_channel", channel=orphan.id)
-            await self._quietly(self.rest.hangup(orphan.id))
-        ours = {call.bridge_id for call in self.engine.calls.values()}
-        for bridge in bridges:
-            if bridge.id.startswith(BRIDGE_PREFIX) and bridge.id not in ours:
-                log.info("ending_orphan_bridge", bridge=bridge.id)
-                await self._quietly(self.rest.destroy_bridge(bridge.id))
-        for record in records.values():
-            if record.id not in self.engine.calls:
-                self.dispatch(self.engine.close_unobserved(record, now))
+        for hangup in reconcile.cut_offs(self.engine.following(), channels, now):
+            self.feed(hangup)
+        app = self.config.asterisk.app
+        following = self.engine.following()
+        plan = reconcile.adoptions(app, following, channels, bridges, open_records=open_records, now=now)
+        for adopted in plan.adopt:
+            self.feed(adopted)
+        for orphan in plan.orphans:
+            log.info("ending_orphan_channel", channel=orphan)
+            await self._quietly(self.rest.hangup(orphan))
+        following = self.engine.following()
+        for bridge_id in reconcile.orphan_bridges(following, bridges):
+            log.info("ending_orphan_bridge", bridge=bridge_id)
+            await self._quietly(self.rest.destroy_bridge(bridge_id))
+        for record in reconcile.unobserved(following, plan.records):
+            self.dispatch(self.engine.close_unobserved(record, now))
 
     async def _quietly(self, cleanup: Awaitable[None]) -> None:
         """Ending what is gone already is no failure."""
@@ -342,7 +304,7 @@ class CallService:
             log.debug("cleanup_failed", error=str(error))
 
     def calls_in_progress(self) -> int:
-        return len(self.engine.calls)
+        return self.engine.calls_in_progress()
 
     async def drain(self, grace_seconds: float) -> None:
         """Let calls in progress finish (SIGTERM), for at most `grace_seconds`; then end the rest."""
@@ -362,3 +324,10 @@ class CallService:
         tasks = [w.task for w in self.workers.values()]
         if tasks:
             await asyncio.wait(tasks)
+
+    async def close(self) -> None:
+        """The daemon stops: no timer fires any more and what still runs is cancelled."""
+        for handle in self.timers.values():
+            handle.cancel()
+        self.timers.clear()
+        await self.tasks.close()

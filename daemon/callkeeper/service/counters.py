@@ -6,7 +6,7 @@ import bisect
 from collections import Counter
 from dataclasses import dataclass, field
 
-from callkeeper.api.metrics import Histogram
+from callkeeper.live import Histogram
 from callkeeper.records import CallRecord
 
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
