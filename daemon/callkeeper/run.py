@@ -14,9 +14,10 @@ import structlog
 
 from callkeeper.api.server import start_api
 from callkeeper.ari.connection import AriConnection
-from callkeeper.ari.errors import AriAuthError
+from callkeeper.ari.errors import AriAuthError, AriError
 from callkeeper.ari.rest import AriRestClient
 from callkeeper.calls import inputs as ev
+from callkeeper.calls.switchboard import endpoint_key
 from callkeeper.config.loader import ConfigError, load_config
 from callkeeper.config.model import Config
 from callkeeper.followups.service import FollowupService
@@ -70,6 +71,7 @@ class Daemon:
         app = self.config.asterisk.app
         await self.rest.set_event_filter(app, WANTED_EVENTS)
         await self.rest.subscribe(app, "endpoint:PJSIP")
+        await self._watch_devices()
         now = now_utc()
         for endpoint in await self.rest.list_endpoints():
             self.service.feed(
@@ -83,6 +85,16 @@ class Daemon:
         log.info("ready", app=app, calls_in_progress=self.service.calls_in_progress())
         self.notifier.ready(f"connected to ARI, {self.service.calls_in_progress()} calls in progress")
 
+    async def _watch_devices(self) -> None:
+        """Every user's device state, so a phone busy on any call (not only ours) is not rung.
+        Asterisk sends each device's current state when the subscription starts."""
+        app = self.config.asterisk.app
+        for device in sorted({endpoint_key(user.endpoint) for user in self.config.users.values()}):
+            try:
+                await self.rest.subscribe(app, f"deviceState:{device}")
+            except AriError as error:
+                log.warning("device_state_unavailable", device=device, error=str(error))
+
     def reload(self) -> None:
         try:
             config = load_config(self.config_path)
@@ -92,6 +104,8 @@ class Daemon:
         self.config = config
         self.service.engine.reload(config)
         self.followups.reload(config)
+        if self.connection.ready:
+            self.service.tasks.start(self._watch_devices(), name="watch-devices")
         log.info("config_reloaded", path=str(self.config_path))
 
     async def run(self) -> int:

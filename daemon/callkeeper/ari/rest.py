@@ -138,6 +138,10 @@ class AriRestClient:
         """`reason`: normal, busy, congestion, no_answer, timeout, rejected, unallocated, ..."""
         await self._request("DELETE", f"/channels/{path_segment(channel_id)}", {"reason": reason})
 
+    async def set_variable(self, channel_id: str, name: str, value: str) -> None:
+        params = {"variable": name, "value": value}
+        await self._request("POST", f"/channels/{path_segment(channel_id)}/variable", params)
+
     async def continue_in_dialplan(
         self,
         channel_id: str,

@@ -114,9 +114,16 @@ class HttpConfig:
 
 @dataclass(frozen=True, slots=True)
 class User:
+    """`ring_seconds`: how long their personal line rings them (and their backup number);
+    `mailbox`: where their personal line's missed calls leave messages (default: the line's);
+    `ring_when_busy`: rung even while their phone is in use, ringing or on hold (call waiting)."""
+
     name: str
     endpoint: str
     backup_number: str | None = None
+    ring_seconds: int = 20
+    mailbox: str | None = None
+    ring_when_busy: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +141,8 @@ class RingGroup:
     ring_seconds: int = 20
     fishing_mode: bool = False
     queue: QueueConfig | None = None
+    cid_name_prefix: str | None = None
+    ring_when_busy: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +225,8 @@ class Line:
     short_abandon_seconds: int = 0
     missed_calls: MissedCalls = MissedCalls()
     followup_text: FollowupText | None = None
+    cid_name_prefix: str = ""
+    language: str | None = None
 
     @property
     def mailbox(self) -> str:
@@ -270,6 +281,7 @@ class Config:
     shutdown_grace_seconds: int = 30
     log_level: str = "info"
     rate_limits: TextLimits = TextLimits()
+    external_ring_seconds: int = 30
 
     def line_for_number(self, number: str) -> Line | None:
         for line in self.lines.values():

@@ -202,6 +202,23 @@ USER = Obj(
             Text(E164, "an E.164 number like +12125550100"),
             doc="Dialed out (through outbound_dial) when the endpoint is unreachable.",
         ),
+        Field(
+            "ring_seconds",
+            SECONDS,
+            default=_default(model.User, "ring_seconds"),
+            doc="How long their personal line (user:NAME) rings them, and then their backup number.",
+        ),
+        Field(
+            "mailbox",
+            Text(MAILBOX, "a mailbox like 1000@default"),
+            doc="Their personal line's missed calls go here (default: the line's mailbox).",
+        ),
+        Field(
+            "ring_when_busy",
+            Flag(),
+            default=_default(model.User, "ring_when_busy"),
+            doc="Ring them even while their phone is in use, ringing or on hold (call waiting).",
+        ),
     ),
 )
 
@@ -233,6 +250,17 @@ RING_GROUP = Obj(
         ),
         Field("fishing_mode", Flag(), default=_default(model.RingGroup, "fishing_mode")),
         Field("queue", QUEUE),
+        Field(
+            "cid_name_prefix",
+            Text(),
+            doc="Put before the caller's name on the members' phones (default: the line's prefix).",
+        ),
+        Field(
+            "ring_when_busy",
+            Flag(),
+            default=_default(model.RingGroup, "ring_when_busy"),
+            doc="Ring members even while their phone is in use, ringing or on hold.",
+        ),
     ),
     one_of=("members", "layers"),
 )
@@ -342,6 +370,17 @@ LINE = Obj(
         ),
         Field("missed_calls", MISSED_CALLS, default=MISSED_CALLS.defaults()),
         Field("followup_text", FOLLOWUP_TEXT),
+        Field(
+            "cid_name_prefix",
+            Text(),
+            default=_default(model.Line, "cid_name_prefix"),
+            doc='Put before the caller\'s name on the phones it rings, like "Sales: ".',
+        ),
+        Field(
+            "language",
+            Text(r"[a-z]{2,3}(?:_[A-Za-z]{2,4})?", "a language like fr or pt_BR"),
+            doc="The caller's channel language: Asterisk plays its prompts and says numbers in it.",
+        ),
     ),
 )
 
@@ -445,6 +484,12 @@ FILE = Obj(
             doc="How long calls in progress may finish on shutdown.",
         ),
         Field("log_level", Text(choices=model.LOG_LEVELS), default=_default(model.Config, "log_level")),
+        Field(
+            "external_ring_seconds",
+            SECONDS,
+            default=_default(model.Config, "external_ring_seconds"),
+            doc="How long an outside number (external:+E164) rings.",
+        ),
     ),
 )
 
