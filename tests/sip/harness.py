@@ -365,6 +365,10 @@ class Phone:
         """Requests of `method` the phone received (INVITE, CANCEL, BYE, ...)."""
         return [m for m in self.messages() if not m.sent and m.method == method]
 
+    def invites(self) -> list[SipMessage]:
+        """The INVITEs of new calls (not the re-INVITEs of calls in progress)."""
+        return [m for m in self.received("INVITE") if "tag=" not in (m.header("To") or "")]
+
 
 async def register(asterisk: tuple[str, int], endpoint: str, contact: tuple[str, int], expires: int) -> None:
     """Registers `contact` as the one contact of `endpoint`'s AOR (Expires 0: removes it)."""

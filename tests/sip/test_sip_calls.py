@@ -15,7 +15,9 @@ from tests.integration.daemon import RunningDaemon, running_daemon
 from tests.integration.sandbox_calls import wait_until
 from tests.sip.harness import (
     FOREVER_MS,
+    NATIVE_TRUNK_HOST,
     Caller,
+    Phone,
     RtpPeer,
     SipMessage,
     callers,
@@ -29,6 +31,8 @@ PHONES = [f"phone{n}" for n in range(1, 9)]
 FIRST = "+15550002001"  # rings phone1
 TRIO = "+15550002002"  # rings phone1, phone2 and phone3
 LOAD = "+15550002003"  # rings phone1..phone6
+SALES = "+15550002004"  # rings phone1 and phone2, names prefixed "Sales: "
+WAITING = "+15550002005"  # rings phone1 and phone2 even when busy
 
 CONFIG: dict[str, Any] = {
     "users": {name: {"endpoint": f"PJSIP/{name}"} for name in PHONES},
@@ -36,11 +40,15 @@ CONFIG: dict[str, Any] = {
         "first": {"members": ["phone1"], "ring_seconds": 20},
         "trio": {"members": ["phone1", "phone2", "phone3"], "ring_seconds": 30},
         "load": {"members": PHONES[:6], "ring_seconds": 20},
+        "sales": {"members": ["phone1", "phone2"], "ring_seconds": 20, "cid_name_prefix": "Sales: "},
+        "waiting": {"members": ["phone1", "phone2"], "ring_seconds": 20, "ring_when_busy": True},
     },
     "lines": {
         "first": {"numbers": [FIRST], "route": "ring_group:first"},
         "trio": {"numbers": [TRIO], "route": "ring_group:trio"},
         "load": {"numbers": [LOAD], "route": "ring_group:load"},
+        "sales": {"numbers": [SALES], "route": "ring_group:sales", "cid_name_prefix": "Main: "},
+        "waiting": {"numbers": [WAITING], "route": "ring_group:waiting"},
     },
 }
 for _line in CONFIG["lines"].values():
@@ -131,9 +139,12 @@ async def test_callers_cancel_reaches_every_ringing_phone(
 
         await wait_until(every_phone_cancelled, within=5, what="a CANCEL at every phone")
         for ringing in (one, two, three):
-            (invite,) = ringing.received("INVITE")
+            (invite,) = ringing.invites()
             (cancelled,) = ringing.received("CANCEL")
             assert invite.at < cancel.at < cancelled.at, ringing.endpoint
+            assert "cause=200" not in (cancelled.header("Reason") or ""), (
+                "the caller gave up: nobody answered"
+            )
             assert [m.status for m in ringing.messages() if m.sent][-1] == 487
     record = (await records_of(daemon, [number]))[number]
     assert (record["outcome"], record["reason"]) == ("missed", "ring_group_caller_hangup")
@@ -222,3 +233,80 @@ async def test_load_of_sixty_calls_answered_by_phones(
     }
     assert not wrong
     await daemon.assert_nothing_left()
+
+
+async def test_phones_show_the_callers_number_and_prefixed_name(
+    daemon: RunningDaemon, asterisk: tuple[str, int], tmp_path: Path
+) -> None:
+    number = "+14155550106"
+    async with (
+        phones(asterisk, tmp_path, {"phone1": 500, "phone2": FOREVER_MS}) as ringing,
+        callers(asterisk, [Caller(SALES, number, "Carl Caller")], tmp_path, talk_ms=500) as trunk,
+    ):
+        assert await trunk.wait(30) == 0, trunk.sipp.describe()
+    for rung in ringing.values():
+        (invite,) = rung.invites()
+        assert invite.identity("From") == ("Sales: Carl Caller", number), invite.header("From")
+        assert invite.identity("P-Asserted-Identity") == ("Sales: Carl Caller", number)
+
+
+async def test_phones_that_lost_the_race_hear_it_was_answered_elsewhere(
+    daemon: RunningDaemon, asterisk: tuple[str, int], tmp_path: Path
+) -> None:
+    """Dial() says so too: phones keep such a call out of their missed list."""
+    number = "+14155550107"
+    async with phones(
+        asterisk, tmp_path, {"phone1": 500, "phone2": FOREVER_MS, "phone3": FOREVER_MS}
+    ) as ringing:
+        async with callers(asterisk, [Caller(TRIO, number)], tmp_path, talk_ms=1000) as trunk:
+            assert await trunk.wait(30) == 0, trunk.sipp.describe()
+        for loser in (ringing["phone2"], ringing["phone3"]):
+            (cancel,) = loser.received("CANCEL")
+            reason = cancel.header("Reason") or ""
+            assert "cause=200" in reason and "Call completed elsewhere" in reason, reason
+    assert (await records_of(daemon, [number]))[number]["answered_by"] == "phone1"
+
+
+async def wait_presence(daemon: RunningDaemon, user: str, presence: str) -> None:
+    async def reached() -> bool:
+        status, body = await daemon.api("GET", f"/api/v1/users/{user}/presence")
+        return status == 200 and body["presence"] == presence
+
+    await wait_until(reached, within=5, what=f"{user} {presence}")
+
+
+async def invites_after_a_call_outside_callkeeper(
+    daemon: RunningDaemon, asterisk: tuple[str, int], tmp_path: Path, dialled: str, number: str
+) -> dict[str, Phone]:
+    """phone1 takes a call that Asterisk's own Dial() put through; meanwhile a call to `dialled`
+    comes in to callkeeper. Returns the phones, after both calls."""
+    outside = Caller("+15550009999", "+14155550199", dial="PJSIP/phone1")
+    async with phones(asterisk, tmp_path, {"phone1": 200, "phone2": 300}) as ringing:
+        async with callers(
+            asterisk, [outside], tmp_path, name="outside", trunk_host=NATIVE_TRUNK_HOST, talk_ms=6000
+        ) as busy_call:
+            await wait_presence(daemon, "phone1", "busy")
+            async with callers(asterisk, [Caller(dialled, number)], tmp_path, talk_ms=500) as trunk:
+                assert await trunk.wait(30) == 0, trunk.sipp.describe()
+            assert await busy_call.wait(30) == 0, busy_call.sipp.describe()
+        await wait_presence(daemon, "phone1", "available")
+        return ringing
+
+
+async def test_a_phone_busy_on_a_call_outside_callkeeper_is_not_rung(
+    daemon: RunningDaemon, asterisk: tuple[str, int], tmp_path: Path
+) -> None:
+    ringing = await invites_after_a_call_outside_callkeeper(daemon, asterisk, tmp_path, SALES, "+14155550108")
+    assert len(ringing["phone1"].invites()) == 1  # the outside call's only
+    assert len(ringing["phone2"].invites()) == 1
+    record = (await records_of(daemon, ["+14155550108"]))["+14155550108"]
+    assert record["answered_by"] == "phone2"
+
+
+async def test_a_busy_phone_is_rung_when_it_rings_when_busy(
+    daemon: RunningDaemon, asterisk: tuple[str, int], tmp_path: Path
+) -> None:
+    ringing = await invites_after_a_call_outside_callkeeper(
+        daemon, asterisk, tmp_path, WAITING, "+14155550109"
+    )
+    assert len(ringing["phone1"].invites()) == 2  # call waiting: the outside call, then callkeeper's
