@@ -45,9 +45,6 @@ def demo_config(sandbox: dict[str, str], workdir: Path, port: int) -> dict[str, 
     config["http"]["listen"] = f"127.0.0.1:{port}"
     for name, endpoint in USERS.items():
         config["users"][name]["endpoint"] = endpoint
-    # Sounds that Asterisk ships, in place of the example's own recordings.
-    config["lines"]["main"]["welcome"] = "sound:hello-world"
-    config["ivrs"]["main-menu"]["prompt"] = "sound:demo-congrats"
     return config
 
 

@@ -68,6 +68,7 @@ REASON_WORDS: Mapping[Reason, str] = {
 }
 """Each reason in words, for people reading records (`callkeeper calls`)."""
 
+
 def utc_iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None

@@ -27,6 +27,7 @@ from callkeeper.service.control import CallHistoryWithFollowups, LiveDaemon
 from callkeeper.service.record_writer import RecordWriter
 from callkeeper.service.systemd import Notifier, watchdog_loop
 from callkeeper.service.translate import WANTED_EVENTS
+from callkeeper.sounds import missing_sounds
 from callkeeper.store.base import Store, open_store
 
 log = structlog.get_logger(__name__)
@@ -63,15 +64,18 @@ class Daemon:
             self.followups,
             lambda: self.connection.ready,
             lambda: self.connection.reconnects,
+            missing_sounds=lambda: self.missing_sounds,
         )
         self.notifier = Notifier()
         self.first_ready = True
+        self.missing_sounds: dict[str, list[str]] = {}
 
     async def _on_ready(self) -> None:
         app = self.config.asterisk.app
         await self.rest.set_event_filter(app, WANTED_EVENTS)
         await self.rest.subscribe(app, "endpoint:PJSIP")
         await self._watch_devices()
+        await self._check_sounds()
         now = now_utc()
         for endpoint in await self.rest.list_endpoints():
             self.service.feed(
@@ -95,6 +99,12 @@ class Daemon:
             except AriError as error:
                 log.warning("device_state_unavailable", device=device, error=str(error))
 
+    async def _check_sounds(self) -> None:
+        missing = await missing_sounds(self.rest, self.config)
+        for sound, paths in missing.items():
+            log.warning("sound_missing", sound=sound, used_by=paths)
+        self.missing_sounds = missing
+
     def reload(self) -> None:
         try:
             config = load_config(self.config_path)
@@ -106,6 +116,7 @@ class Daemon:
         self.followups.reload(config)
         if self.connection.ready:
             self.service.tasks.start(self._watch_devices(), name="watch-devices")
+            self.service.tasks.start(self._check_sounds(), name="check-sounds")
         log.info("config_reloaded", path=str(self.config_path))
 
     async def run(self) -> int:

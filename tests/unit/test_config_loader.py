@@ -289,7 +289,7 @@ lines:
     menu = config.ivrs["menu"]
     assert list(menu.options) == ["1", "*", "#", "0"]
     assert (menu.timeout_seconds, menu.attempts, menu.no_input, menu.invalid) == (5, 3, None, None)
-    assert menu.invalid_prompt == "sound:option-is-invalid"
+    assert menu.invalid_prompt == "sound:pm-invalid-option"
 
 
 # -- the rest of the file ------------------------------------------------------------------------

@@ -233,6 +233,11 @@ class AriRestClient:
 
     # ---------------------------------------------------------------- endpoints, apps
 
+    async def sound_languages(self, sound_id: str) -> frozenset[str]:
+        """The languages Asterisk has the sound in (`hello-world`, `digits/1`); AriNotFound if none."""
+        reply = await self._request("GET", f"/sounds/{path_segment(sound_id)}")
+        return frozenset(str(item["language"]) for item in reply.get("formats", []))
+
     async def list_endpoints(self) -> list[Endpoint]:
         return [parse_endpoint(item) for item in await self._request("GET", "/endpoints")]
 

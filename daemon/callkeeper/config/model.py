@@ -154,7 +154,7 @@ class Ivr:
     attempts: int = 3
     no_input: Destination | None = None
     invalid: Destination | None = None
-    invalid_prompt: str = "sound:option-is-invalid"
+    invalid_prompt: str = "sound:pm-invalid-option"  # Asterisk core sounds: "that is not a valid option"
 
 
 @dataclass(frozen=True, slots=True)
