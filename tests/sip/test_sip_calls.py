@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ TRIO = "+15550002002"  # rings phone1, phone2 and phone3
 LOAD = "+15550002003"  # rings phone1..phone6
 SALES = "+15550002004"  # rings phone1 and phone2, names prefixed "Sales: "
 WAITING = "+15550002005"  # rings phone1 and phone2 even when busy
+HANDOFF = "+15550002006"  # handed to app_queue's [handoff] (member phone1), 30 s at most
+HANDOFF_QUICK = "+15550002007"  # the same queue, 3 s at most
 
 CONFIG: dict[str, Any] = {
     "users": {name: {"endpoint": f"PJSIP/{name}"} for name in PHONES},
@@ -49,6 +52,8 @@ CONFIG: dict[str, Any] = {
         "load": {"numbers": [LOAD], "route": "ring_group:load"},
         "sales": {"numbers": [SALES], "route": "ring_group:sales", "cid_name_prefix": "Main: "},
         "waiting": {"numbers": [WAITING], "route": "ring_group:waiting"},
+        "handoff": {"numbers": [HANDOFF], "route": "dialplan:test-handoff,queue,1"},
+        "handoff-quick": {"numbers": [HANDOFF_QUICK], "route": "dialplan:test-handoff,quick"},
     },
 }
 for _line in CONFIG["lines"].values():
@@ -310,3 +315,47 @@ async def test_a_busy_phone_is_rung_when_it_rings_when_busy(
         daemon, asterisk, tmp_path, WAITING, "+14155550109"
     )
     assert len(ringing["phone1"].invites()) == 2  # call waiting: the outside call, then callkeeper's
+
+
+@dataclass(frozen=True)
+class Handoff:
+    dialled: str
+    ring_ms: int  # the queue member's phone
+    give_up_ms: int  # the caller
+    verdict: tuple[str, str]
+    number: str
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(
+            Handoff(HANDOFF, 500, FOREVER_MS, ("answered", "answered"), "+14155550110"), id="answered"
+        ),
+        pytest.param(
+            Handoff(HANDOFF, FOREVER_MS, 2000, ("missed", "queue_caller_hangup"), "+14155550111"),
+            id="caller_hangup",
+        ),
+        pytest.param(
+            Handoff(HANDOFF_QUICK, FOREVER_MS, FOREVER_MS, ("missed", "queue_max_wait"), "+14155550112"),
+            id="queue_timeout",
+        ),
+    ],
+)
+async def test_a_call_handed_to_an_app_queue_queue_gets_its_verdict(
+    daemon: RunningDaemon, asterisk: tuple[str, int], tmp_path: Path, case: Handoff
+) -> None:
+    async with (
+        phone(asterisk, "phone1", tmp_path, ring_ms=case.ring_ms) as member,
+        callers(
+            asterisk, [Caller(case.dialled, case.number)], tmp_path, give_up_ms=case.give_up_ms, talk_ms=1000
+        ) as trunk,
+    ):
+        assert await trunk.wait(40) == 0, trunk.sipp.describe()
+    record = (await records_of(daemon, [case.number]))[case.number]
+    assert (record["outcome"], record["reason"]) == case.verdict, record
+    assert record["steps"][0]["stage"] == "dialplan", record
+    if case.verdict[0] == "answered":
+        assert record["answered_by"] == "phone1"
+        assert member.invites()
+    await daemon.assert_nothing_left()

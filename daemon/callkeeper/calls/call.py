@@ -113,6 +113,14 @@ class DialingUser:
 
 
 @dataclass(frozen=True, slots=True)
+class HandedOff:
+    """The caller continues in the PBX's own dialplan; we only watch how it ends."""
+
+    target: str
+    stage = Stage.DIALPLAN
+
+
+@dataclass(frozen=True, slots=True)
 class Closing:
     """The caller is gone; waiting only for the voicemail result before the verdict."""
 
@@ -130,6 +138,7 @@ CallStage = (
     | Connecting
     | Talking
     | DialingUser
+    | HandedOff
     | Closing
 )
 

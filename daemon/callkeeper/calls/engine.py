@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from callkeeper.calls import actions as act
-from callkeeper.calls import adoption, dialer, ivr, legs, personal_line, queue, ring_group, voicemail
+from callkeeper.calls import adoption, dialer, handoff, ivr, legs, personal_line, queue, ring_group, voicemail
 from callkeeper.calls import inputs as ev
 from callkeeper.calls.actions import Timer
 from callkeeper.calls.call import (
@@ -28,6 +28,7 @@ from callkeeper.calls.call import (
     EnterQueue,
     Finish,
     GoTo,
+    HandedOff,
     HangUp,
     InVoicemail,
     Menu,
@@ -156,12 +157,27 @@ class Engine:
                 | ev.ChannelBridged(channel_id=cid)
                 | ev.DtmfReceived(channel_id=cid)
                 | ev.VoicemailFinished(channel_id=cid)
+                | ev.LeftApp(channel_id=cid)
+                | ev.CallerConnected(channel_id=cid)
+                | ev.HandoffEnded(channel_id=cid)
             ):
                 call = self.calls.get(self.routes.channels.get(cid, ""))
             case _:
                 return []
         if call is None:
             return []
+        if isinstance(call.stage, HandedOff) and event_channel(event) in (call.channel_id, None):
+            if (
+                isinstance(event, ev.ActionFailed)
+                and isinstance(event.action, act.HandOff)
+                and not event.gone
+            ):
+                return self.fail_call(call.id, event.at, f"hand-off failed: {event.message}")
+            if isinstance(event, ev.ChannelHungUp) and not event.observed:
+                call.end_observed = False
+            return self._with_progress(call, self._apply(call, handoff.on_event(call, event), event.at))
+        if isinstance(event, ev.LeftApp):  # out of our app other than by a hand-off: gone
+            event = ev.ChannelHungUp(event.channel_id, event.at)
         if isinstance(event, ev.ChannelHungUp) and not event.observed:
             # Asterisk went away: the call is cut off where it was, whichever channel went first.
             call.end_observed = False
@@ -414,6 +430,8 @@ class Engine:
             case DestinationKind.DEAD_END:
                 call.facts.append(Entered(Stage.DEAD_END, at))
                 return self._hang_up_caller(call, at, "dead_end")
+            case DestinationKind.DIALPLAN:
+                step = handoff.start(call, str(dest.target), at)
         return self._apply(call, step, at)
 
     def _attempt_over(self, call: Call, ringing: Ringing, at: datetime) -> Actions:
@@ -518,3 +536,9 @@ class Engine:
             call.saved_facts, call.saved_playback = len(call.facts), playback
             out.append(act.SaveRecord(call.id, call.record(self.host)))
         return out
+
+
+def event_channel(event: ev.Input) -> str | None:
+    """The channel an input is about, if any."""
+    channel = getattr(event, "channel_id", None)
+    return channel if isinstance(channel, str) else None

@@ -30,12 +30,14 @@ class DestinationKind(enum.StrEnum):
     EXTERNAL = "external"
     VOICEMAIL = "voicemail"
     DEAD_END = "dead_end"
+    DIALPLAN = "dialplan"
 
 
 @dataclass(frozen=True, slots=True)
 class Destination:
     """Where a call goes next: `ivr:NAME`, `ring_group:NAME`, `user:NAME`, `line:NAME`,
-    `external:+E164`, `voicemail` or `dead_end`. `target` is None for the last two."""
+    `external:+E164`, `dialplan:CONTEXT,EXTEN[,PRIORITY]`, `voicemail` or `dead_end`. `target` is
+    None for the last two."""
 
     kind: DestinationKind
     target: str | None = None

@@ -31,7 +31,10 @@ DAY = "|".join(DAY_KEYS)
 DAYS = rf"(?:{DAY})(?:-(?:{DAY}))?|daily"
 DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
 DTMF = r"[0-9*#]"
-DESTINATION = rf"voicemail|dead_end|(?:ivr|ring_group|user|line):{NAME}|external:\+[0-9]+"
+DIALPLAN_TARGET = r"[A-Za-z0-9_+*#.-]+,[A-Za-z0-9_+*#.-]+(?:,[0-9]+)?"
+DESTINATION = (
+    rf"voicemail|dead_end|(?:ivr|ring_group|user|line):{NAME}|external:\+[0-9]+|dialplan:{DIALPLAN_TARGET}"
+)
 MEDIA = r"(?:sound|recording|number|digits|characters|tone):\S+"
 URL = r"https?://\S+"
 LISTEN = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}"

@@ -11,6 +11,7 @@ from callkeeper.calls import inputs as ev
 
 INBOUND = "inbound"
 VOICEMAIL_EVENT = "CallkeeperVoicemail"
+HANDOFF_EVENT = "CallkeeperHandoff"
 # The soft-hangup flag of every channel Asterisk takes down as it shuts down (AST_SOFTHANGUP_SHUTDOWN):
 # nobody hung up, the call was cut off.
 SOFTHANGUP_SHUTDOWN = 1 << 2
@@ -64,12 +65,19 @@ def _destroyed(event: ari.ChannelDestroyed) -> Inputs:
 
 
 def _stasis_end(event: ari.StasisEnd) -> Inputs:
-    return (ev.ChannelHungUp(event.channel.id, event.timestamp),)
+    return (ev.LeftApp(event.channel.id, event.timestamp),)
 
 
 def _dial(event: ari.Dial) -> Inputs:
     status = event.dialstatus
-    return (ev.LegProgress(event.peer.id, status, event.timestamp),) if status else ()
+    if not status:
+        return ()
+    progress = ev.LegProgress(event.peer.id, status, event.timestamp)
+    if status == "ANSWER" and event.caller is not None:
+        # The dialplan of a handed-off caller (a queue, a Dial()) put them through.
+        peer = event.peer.name.rpartition("-")[0] or event.peer.name
+        return (progress, ev.CallerConnected(event.caller.id, peer, event.timestamp))
+    return (progress,)
 
 
 def _state_change(event: ari.ChannelStateChange) -> Inputs:
@@ -91,7 +99,20 @@ def _playback_finished(event: ari.PlaybackFinished) -> Inputs:
 
 def _userevent(event: ari.ChannelUserevent) -> Inputs:
     channel, fields = event.channel, event.userevent
-    if event.eventname != VOICEMAIL_EVENT or channel is None:
+    if channel is None:
+        return ()
+    if event.eventname == HANDOFF_EVENT:
+        return (
+            ev.HandoffEnded(
+                channel.id,
+                str(fields.get("queuestatus", "")),
+                str(fields.get("abandoned", "")).upper() == "TRUE",
+                str(fields.get("dialstatus", "")),
+                str(fields.get("vmstatus", "")),
+                event.timestamp,
+            ),
+        )
+    if event.eventname != VOICEMAIL_EVENT:
         return ()
     status, seconds = str(fields.get("status", "")), _int(fields.get("seconds"))
     return (ev.VoicemailFinished(channel.id, status, seconds, event.timestamp),)
