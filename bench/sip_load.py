@@ -18,7 +18,6 @@ P-Asserted-Identity); one that names none goes to the latest caller's INVITE bef
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import bisect
 import sys
@@ -35,6 +34,7 @@ from tests.sip.harness import NATIVE_TRUNK_HOST, TRUNK_HOST, Caller, Phone, SipM
 from bench.common import (
     AsteriskSandbox,
     asterisk_sandbox,
+    batch_arguments,
     cpu_seconds,
     percentile,
     print_table,
@@ -257,16 +257,7 @@ def report(batches: list[Batch], version: str, rate: float) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--calls", type=int, default=60, help="calls per batch")
-    parser.add_argument(
-        "--rounds", type=int, default=1, help="native batch then callkeeper batch, this often"
-    )
-    parser.add_argument("--rate", type=float, default=2.0, help="calls placed per second")
-    parser.add_argument("--name", default="sip_load", help="bench/results/NAME.json")
-    args = parser.parse_args()
+    args = batch_arguments(__doc__, calls=60, rounds=1, rate=2.0, name="sip_load")
     result = asyncio.run(run(args.calls, args.rounds, args.rate))
     write_results(args.name, result)
     return 1 if any(s["failed"] for s in result["systems"].values()) else 0
