@@ -1,12 +1,13 @@
 # callkeeper: developer and CI entry points. `make test` is what CI runs (.ci/run).
 #
 #   make venv          .venv with callkeeper and its dev tools (pip install -e '.[dev]')
-#   make test          pytest (starts the sandbox Asterisk itself), then lint
-#   make lint          ruff and mypy
+#   make test          pytest (starts the sandbox Asterisk itself) with a coverage report, then lint
+#   make lint          ruff and mypy (strict) on daemon, tests and bench
 #   make sandbox-up    the sandbox Asterisk with the test dialplan, left running
 #                      (pytest reuses it with CALLKEEPER_SANDBOX_REUSE=1)
 #   make sandbox-down  stop it (the rootfs stays cached: the next start takes a second)
 #   make demo          scripts/demo
+#   make images        both container images with podman (docker/build-images: sizes, seconds)
 #
 # The sandbox needs root; see scripts/asterisk-sandbox for its settings (ARI_PORT, ...).
 
@@ -14,22 +15,22 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv test lint sandbox-up sandbox-down demo
+.PHONY: venv test lint sandbox-up sandbox-down demo images
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
 test: venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov --cov-report=term
 	$(MAKE) --no-print-directory lint
 
 lint: venv
-	$(BIN)/ruff check daemon tests
+	$(BIN)/ruff check daemon tests bench
 	$(BIN)/mypy
 
 sandbox-up:
@@ -40,3 +41,6 @@ sandbox-down:
 
 demo: venv
 	scripts/demo
+
+images: venv
+	PYTHON=$(BIN)/python docker/build-images

@@ -32,7 +32,7 @@ def encode_input(item: ev.Input) -> Json:
         value = getattr(item, f.name)
         if isinstance(value, datetime):
             value = value.isoformat()
-        elif dataclasses.is_dataclass(value):  # the action of an ActionFailed
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):  # an ActionFailed's action
             value = {"type": type(value).__name__, **dataclasses.asdict(value)}
         out[f.name] = value
     return out

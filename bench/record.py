@@ -37,7 +37,7 @@ from callkeeper.config.loader import load_config
 from callkeeper.logs import setup_logging
 from callkeeper.run import Daemon
 from callkeeper.service.call_runner import CallService
-from callkeeper.store.base import open_store
+from callkeeper.store import open_store
 
 JOURNAL = DATA / "journal.jsonl.gz"
 PASSWORD_VARIABLE = "CALLKEEPER_ARI_PASSWORD"
@@ -102,7 +102,7 @@ async def record(
     read (as before the filter), for the replay to compare."""
     sandbox = asterisk.sandbox
     os.environ[PASSWORD_VARIABLE] = sandbox.password
-    os.environ[TOKEN_VARIABLE] = "bench-token-0123456789"
+    os.environ[TOKEN_VARIABLE] = "bench-token-0123456789abcdef0123456789"
     with tempfile.TemporaryDirectory(prefix="callkeeper-record-") as tmp:
         workdir = Path(tmp)
         full = daemon_config(sandbox, workdir, free_port(), body)

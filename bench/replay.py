@@ -1,13 +1,14 @@
 """Engine replay: the recorded journal of real calls (bench/data/journal.jsonl.gz, made by
-bench/record.py) through the daemon's own event path, with the ARI client's HTTP edge cut.
+bench/record.py) through the daemon's own event path, against the in-process fake ARI.
 
     python -m bench.replay [--passes 5] [--profile] [--journal PATH]
 
 Per event: `json.loads` of the websocket message -> `parse_event` -> `CallService.on_event`
 (translate -> `Engine.handle` -> classifier -> dispatch to the call's worker, timers, records,
 log lines rendered as in production, to /dev/null). The per-call workers run their actions
-against `InstantAri`, an `AriRestClient` whose `_request` answers at once, and the records go
-through the real `RecordWriter` to memory. Timers never fire by themselves: they fire where the
+through the real `AriRestClient` and `AriConnection` (REST over the event websocket, or HTTP) against
+`tests.fake_ari.FakeAri`, which answers as Asterisk would, at once; the records go through the real
+`RecordWriter` to memory. Timers never fire by themselves: they fire where the
 journal says they fired live, like every other input that did not come from an event.
 """
 
@@ -22,16 +23,19 @@ import pstats
 import sys
 import time
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from tests.fake_ari import FakeAri, Reply, Responder, Seen, ServedInThread
+
 from bench.common import RESULTS, percentile, print_table, production_logs_to_devnull, write_results
 from bench.journal import Journal, Verdict, decode_input, verdict_of
+from callkeeper.ari.connection import AriConnection
 from callkeeper.ari.events import MalformedEvent, parse_event
-from callkeeper.ari.rest import AriRestClient, Params
+from callkeeper.ari.rest import AriRestClient
 from callkeeper.calls import inputs as ev
+from callkeeper.calls.actions import Timer
 from callkeeper.config.loader import load_config_text
 from callkeeper.config.model import AsteriskConfig, Config
 from callkeeper.records import CallRecord
@@ -44,50 +48,52 @@ TARGET_EVENTS_PER_SECOND = 100_000
 YIELD_EVERY = 8  # events read from one websocket frame batch before the workers get the loop
 
 
-class InstantAri(AriRestClient):
-    """The real client down to the request it would send; Asterisk's answer comes at once.
+def instant_answers(entering: dict[str, asyncio.Event], daemon: asyncio.AbstractEventLoop) -> Responder:
+    """Asterisk's answers to what the workers ask, at once (anything else: 204), given in the fake's
+    thread.
 
     A channel it creates is in Stasis at once: the journal's StasisStart of that channel may have
     been replayed before the call's worker got to create it."""
 
-    def __init__(self, config: AsteriskConfig, entering: dict[str, asyncio.Event]) -> None:
-        super().__init__(config)
-        self.requests: Counter[str] = Counter()
-        self.entering = entering
-
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        params: Params | None = None,
-        body: Mapping[str, Any] | None = None,
-        *,
-        waits_for_channel: bool = False,
-    ) -> Any:
-        query = {} if params is None else {k: str(v) for k, v in params.items() if v is not None}
-        self.requests[method] += 1
-        if method == "POST" and path.endswith("/play"):
-            return {
+    def answer(seen: Seen) -> Reply | None:
+        path, query = seen.raw_path.removeprefix("/ari"), seen.query
+        if seen.method == "POST" and path.endswith("/play"):
+            return 200, {
                 "id": query["playbackId"],
                 "media_uri": query["media"],
                 "target_uri": path,
                 "state": "queued",
             }
-        if method == "POST" and path == "/channels/create":
-            if query["channelId"] in self.entering:
-                self.entering[query["channelId"]].set()
-            return _channel(query["channelId"], query["endpoint"])
-        if method == "POST" and path == "/bridges":
-            return {
+        if seen.method == "POST" and path == "/channels/create":
+            if query["channelId"] in entering:
+                daemon.call_soon_threadsafe(entering[query["channelId"]].set)
+            return 200, _channel(query["channelId"], query["endpoint"])
+        if seen.method == "POST" and path == "/bridges":
+            return 200, {
                 "id": query["bridgeId"],
                 "technology": "simple_bridge",
                 "bridge_type": "mixing",
                 "name": query.get("name", ""),
                 "channels": [],
             }
-        if method == "GET" and path == "/channels":
-            return []
+        if seen.method == "GET" and path == "/channels":
+            return 200, []
         return None
+
+    return answer
+
+
+async def connected(rest: AriRestClient, config: AsteriskConfig) -> tuple[AriConnection, asyncio.Task[None]]:
+    """The daemon's connection for `rest`, ready and taking REST requests over its websocket."""
+    connection = AriConnection(config, on_event=lambda event: None, rest=rest)
+    running = asyncio.create_task(connection.run(), name="ari-connection")
+    async with asyncio.timeout(5):
+        await connection.wait_ready()
+    for _ in range(5000):  # the answer to the lane's probe is a loop turn or two away
+        if connection.requests.usable:
+            return connection, running
+        await asyncio.sleep(0.001)
+    raise RuntimeError("the fake ARI never answered the event socket's probe")
 
 
 def _channel(channel_id: str, endpoint: str) -> dict[str, Any]:
@@ -118,7 +124,7 @@ class ReplayService(CallService):
 
     stray_timers = 0
 
-    def _fire(self, call_id: str, name: str, token: int) -> None:
+    def _fire(self, call_id: str, name: Timer, token: int) -> None:
         self.timers.pop((call_id, name), None)
         self.stray_timers += 1
 
@@ -155,6 +161,7 @@ def replay_config(journal: Journal) -> Config:
     body = {
         **{k: v for k, v in recorded.items() if k not in ("storage", "http")},
         "asterisk": {**recorded["asterisk"], "url": "http://127.0.0.1:1", "password": "unused"},
+        "http": {"token": "replay" * 6},  # required by the config, never served here
         "log_level": "info",
     }
     return load_config_text(json.dumps(body), "journal header", {})
@@ -178,10 +185,38 @@ def prepared(journal: Journal, as_text: bool) -> list[Entry]:
 async def run_pass(
     config: Config, entries: list[Entry], from_text: bool, sink: RecordSink | None = None
 ) -> Pass:
-    """One replay of the journal; `sink` stores the records (default: memory, at once)."""
-    result = Pass()
+    """One replay of the journal; `sink` stores the records (default: memory, at once). The CPU
+    time is the daemon's: the fake ARI's thread is not counted."""
     entering: dict[str, asyncio.Event] = {}
-    rest = InstantAri(config.asterisk, entering)
+    fake = FakeAri(responders=[instant_answers(entering, asyncio.get_running_loop())])
+    with ServedInThread(fake) as served:
+        result = await replay_through(
+            config=config,
+            asterisk=replace(config.asterisk, url=served.url),
+            fake=fake,
+            entering=entering,
+            entries=entries,
+            from_text=from_text,
+            sink=sink,
+        )
+    result.cpu -= served.cpu_seconds
+    return result
+
+
+async def replay_through(
+    *,
+    config: Config,
+    asterisk: AsteriskConfig,
+    fake: FakeAri,
+    entering: dict[str, asyncio.Event],
+    entries: list[Entry],
+    from_text: bool,
+    sink: RecordSink | None,
+) -> Pass:
+    result = Pass()
+    rest = AriRestClient(asterisk)
+    connection, running = await connected(rest, asterisk)
+    handshake = len(fake.seen)
     memory = MemorySink()
     writer = RecordWriter(sink or memory)
     writer.start()
@@ -233,8 +268,11 @@ async def run_pass(
     for worker in service.workers.values():
         worker.task.cancel()
     await writer.close()
+    await connection.close()
+    await running
+    await rest.close()
     result.verdicts = {k: v for k, r in memory.records.items() if (v := verdict_of(r)) is not None}
-    result.requests = sum(rest.requests.values())
+    result.requests = len(fake.seen) - handshake
     result.records_written = writer.written
     result.records_saved = sum(saved.values())
     result.stray_timers = service.stray_timers
@@ -384,7 +422,7 @@ async def replay(path: Path, passes: int, profile: bool = False) -> tuple[dict[s
             ],
             ["CPU / wall (one core)", summary["cpu_share_of_wall"], ""],
             [
-                "ARI requests (stubbed) / records saved / written",
+                "ARI requests (to the fake ARI) / records saved / written",
                 f"{median.requests} / {median.records_saved} / {median.records_written}",
                 "",
             ],

@@ -38,7 +38,7 @@ from bench.common import (
 from bench.journal import Journal
 from bench.replay import DEFAULT_JOURNAL, Pass, prepared, replay_config, run_pass
 from callkeeper.records import CallRecord
-from callkeeper.store.base import OutboxItem, OutboxKind, Store, open_store
+from callkeeper.store import OutboxItem, OutboxKind, Store, open_store
 
 PG_SCRIPT = REPO / "scripts" / "postgres-sandbox"
 SLOW_STORE_SECONDS = 0.05

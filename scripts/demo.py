@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ import aiohttp
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-TOKEN = "demo-" + uuid.uuid4().hex
+TOKEN = secrets.token_hex(32)  # what `callkeeper new-token` prints
 USERS = {  # the example's users, played by the test dialplan
     "alice": "Local/alice-2@user-answer",  # answers after 2 s
     "bob": "Local/bob@user-noanswer",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,9 +22,9 @@ from callkeeper.api.client import (
 )
 from callkeeper.ari.errors import AriError
 from callkeeper.ari.rest import AriRestClient
+from callkeeper.config.json_schema import json_schema
 from callkeeper.config.loader import ConfigError, load_config
 from callkeeper.config.model import Config
-from callkeeper.config.schema import json_schema
 from callkeeper.logs import setup_logging
 from callkeeper.run import run_daemon
 
@@ -46,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("schema", help="print the JSON Schema of the config file")
+    commands.add_parser("new-token", help="print a new random API token for http.token")
 
     calls = commands.add_parser("calls", help="list recent calls from a running daemon")
     calls.add_argument("--config", "-c", default=DEFAULT_CONFIG, type=Path)
@@ -77,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check_config(args.file, args.asterisk)
         case "schema":
             print(json.dumps(json_schema(), indent=2))
+            return 0
+        case "new-token":
+            print(secrets.token_hex(32))
             return 0
         case "run":
             return _run(args.config, args.log_json)

@@ -181,6 +181,19 @@ class CallRecord:
     def ended(self) -> bool:
         return self.ended_at is not None
 
+    @property
+    def customer(self) -> str:
+        """The party outside the PBX: the caller of an inbound call, the dialed number of an outbound one."""
+        return self.dialed if self.direction is Direction.OUTBOUND else self.caller
+
+    @property
+    def customer_answered(self) -> bool:
+        """Whether the party outside the PBX talked to us. On an outbound call `answered_by` is set as soon as
+        the user's phone answers, before the contact is even called: only the verdict says they answered."""
+        if self.direction is Direction.OUTBOUND:
+            return self.outcome is Outcome.ANSWERED
+        return self.outcome is Outcome.ANSWERED or self.answered_by is not None
+
     def with_step(self, step: Step) -> CallRecord:
         return replace(self, steps=(*self.steps, step))
 

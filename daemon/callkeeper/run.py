@@ -18,17 +18,19 @@ from callkeeper.ari.errors import AriAuthError, AriError
 from callkeeper.ari.rest import AriRestClient
 from callkeeper.calls import inputs as ev
 from callkeeper.calls.switchboard import endpoint_key
-from callkeeper.config.loader import ConfigError, load_config
+from callkeeper.config.loader import ConfigError, load_config, load_config_in_thread
 from callkeeper.config.model import Config
 from callkeeper.followups.service import FollowupService
+from callkeeper.inbox.service import InboxService
 from callkeeper.records import now_utc
 from callkeeper.service.call_runner import CallService
 from callkeeper.service.control import CallHistoryWithFollowups, LiveDaemon
 from callkeeper.service.record_writer import RecordWriter
 from callkeeper.service.systemd import Notifier, watchdog_loop
 from callkeeper.service.translate import WANTED_EVENTS
+from callkeeper.service.turns import RoundRobinTurns
 from callkeeper.sounds import missing_sounds
-from callkeeper.store.base import Store, open_store
+from callkeeper.store import Store, open_store
 
 log = structlog.get_logger(__name__)
 
@@ -47,10 +49,14 @@ class Daemon:
         self.session = aiohttp.ClientSession()
         self.rest = AriRestClient(config.asterisk, self.session)
         self.followups = FollowupService(config, store, session=self.session, host=host, ari_rest=self.rest)
-        self.writer = RecordWriter(store, on_final=self.followups.on_call_finished)
+        self.writer = RecordWriter(
+            store, on_final=self.followups.on_call_finished, on_start=self.followups.on_call_started
+        )
         self.service = CallService(
             config, self.rest, self.writer, host, on_answered=self.followups.on_call_answered
         )
+        self.turns = RoundRobinTurns(store, self.service.feed, config)
+        self.service.on_turn = self.turns.taken
         self.connection = AriConnection(
             config.asterisk,
             on_event=self.service.on_event,
@@ -66,6 +72,7 @@ class Daemon:
             lambda: self.connection.reconnects,
             missing_sounds=lambda: self.missing_sounds,
         )
+        self.inbox = InboxService(store, lambda: self.config, self.control)
         self.notifier = Notifier()
         self.first_ready = True
         self.missing_sounds: dict[str, list[str]] = {}
@@ -105,30 +112,38 @@ class Daemon:
             log.warning("sound_missing", sound=sound, used_by=paths)
         self.missing_sounds = missing
 
-    def reload(self) -> None:
+    async def reload(self) -> None:
         try:
-            config = load_config(self.config_path)
+            config = await load_config_in_thread(self.config_path)
         except (ConfigError, OSError) as error:
             log.error("reload_rejected", path=str(self.config_path), errors=str(error))
             return
         self.config = config
         self.service.engine.reload(config)
         self.followups.reload(config)
+        self.turns.reload(config)
         if self.connection.ready:
-            self.service.tasks.start(self._watch_devices(), name="watch-devices")
-            self.service.tasks.start(self._check_sounds(), name="check-sounds")
+            try:
+                await self._watch_devices()
+                await self._check_sounds()
+            except AriError as error:  # Asterisk went away meanwhile: the next connect does both
+                log.warning("reload_checks_failed", error=str(error))
         log.info("config_reloaded", path=str(self.config_path))
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
         self.writer.start()
         await self.control.restore()
+        self.turns.start()
         self.followups.start()
         api = await start_api(
-            self.config.http, CallHistoryWithFollowups(self.store, self.followups), self.control
+            self.config.http,
+            CallHistoryWithFollowups(self.store, self.followups),
+            self.control,
+            self.inbox,
         )
         log.info("api_listening", host=self.config.http.host, port=self.config.http.port)
         connection = asyncio.create_task(self.connection.run(), name="ari-connection")
@@ -160,6 +175,7 @@ class Daemon:
                 await connection
             await api.cleanup()
             await self.service.close()
+            await self.turns.close()
             await self.control.close()
             await self.writer.close()
             await self.followups.close()

@@ -7,6 +7,7 @@ import time as wall_time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from callkeeper.config.model import (
@@ -41,7 +42,7 @@ DEFAULT_LIMITS = TextLimits()
 OFFICE = BusinessHours({day: (TimeRange(time(9), time(17)),) for day in range(5)})
 
 
-def followup_text(**changes: object) -> FollowupText:
+def followup_text(**changes: Any) -> FollowupText:
     text = FollowupText(
         provider="twilio",
         sender=SENDER,
@@ -53,7 +54,7 @@ def followup_text(**changes: object) -> FollowupText:
     return replace(text, **changes)
 
 
-def line(name: str = "sales", text: FollowupText | None = None, **changes: object) -> Line:
+def line(name: str = "sales", text: FollowupText | None = None, **changes: Any) -> Line:
     built = Line(
         name=name,
         numbers=(LINE_NUMBER,) if name == "sales" else ("+442079460001",),

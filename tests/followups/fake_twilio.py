@@ -61,7 +61,8 @@ class FakeTwilio:
 
     async def hook(self, request: web.Request) -> web.Response:
         body = await request.read()
-        self.hooks.append((request.match_info["name"], dict(request.headers), body))
+        query = f"?{request.query_string}" if request.query_string else ""
+        self.hooks.append((request.match_info["name"] + query, dict(request.headers), body))
         return web.Response(status=204)
 
     def hook_bodies(self, name: str) -> list[dict[str, Any]]:

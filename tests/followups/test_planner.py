@@ -4,15 +4,17 @@ being texted leaves an outbox item with its reason."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 import aiohttp
 import pytest
 
 from callkeeper.config.model import Config, QuietHours, TextLimits, Webhook
 from callkeeper.followups import FollowupPlanner, FollowupService
-from callkeeper.followups.planner import webhook_key
+from callkeeper.followups.planner import webhook_key, webhook_tag
 from callkeeper.records import Direction, Outcome, Reason
 from callkeeper.store import OutboxItem, OutboxKind, OutboxStatus, Store, open_store
 from tests.followups.builders import (
@@ -45,7 +47,7 @@ class Planning:
         self.store = store
         self.service = FollowupService(settings, store, session=session, host="host-a", clock=self.clock)
 
-    async def text_for(self, record_id: str, **changes: object) -> OutboxItem | None:
+    async def text_for(self, record_id: str, **changes: Any) -> OutboxItem | None:
         record = call(record_id, **changes)
         await self.service.on_call_finished(record)
         texts = [i for i in await self.store.outbox_for_call(record_id) if i.kind is OutboxKind.SMS]
@@ -203,6 +205,27 @@ async def test_planning_a_call_twice_changes_nothing(planning: Planning) -> None
     assert await planning.store.last_text_to(MOBILE, "sales") == T0
 
 
+async def test_a_failed_outbox_write_does_not_use_up_the_callers_window(
+    planning: Planning, store_url: str
+) -> None:
+    """The daemon dies (here: the write fails) as the text is written: the caller's window must not
+    stay reserved for a text the outbox never got, or planning the call again after the restart
+    would cancel it as `texted_within_window`."""
+    path = store_url.removeprefix("sqlite://")
+    with sqlite3.connect(path) as database:
+        database.execute(
+            "CREATE TRIGGER no_texts BEFORE INSERT ON outbox WHEN NEW.kind = 'sms' "
+            "BEGIN SELECT RAISE(ABORT, 'disk gone'); END"
+        )
+    with pytest.raises(sqlite3.IntegrityError, match="disk gone"):
+        await planning.text_for("call-1")
+    with sqlite3.connect(path) as database:
+        database.execute("DROP TRIGGER no_texts")
+    assert await planning.store.last_text_to(MOBILE, "sales") is None
+    item = await planning.text_for("call-1")
+    assert item is not None and (item.status, item.last_error) == (OutboxStatus.PENDING, None)
+
+
 def numbered(n: int) -> str:
     return f"+4474001234{n:02d}"
 
@@ -283,7 +306,7 @@ async def test_webhooks_per_subscribed_url(store: Store) -> None:
     assert item.idempotency_key.startswith("webhook:call.ended:call-1:")
     assert (item.destination, item.payload, item.kind) == (
         "https://a.example/hook",
-        {"event": "call.ended", "body": {"x": 1}},
+        {"event": "call.ended", "body": {"x": 1}, "hook": webhook_tag("https://a.example/hook")},
         OutboxKind.WEBHOOK,
     )
     assert (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
@@ -13,9 +14,11 @@ from aiohttp import test_utils
 
 from callkeeper.config.model import Config, QuietHours, Secret, Webhook
 from callkeeper.followups import FollowupService, OutboxSettings
-from callkeeper.records import Outcome, Reason
+from callkeeper.records import Direction, Outcome, Reason
 from callkeeper.store import OutboxItem, OutboxKind, OutboxStatus, Store
+from callkeeper.store.base import shown_url
 from tests.followups.builders import (
+    LINE_NUMBER,
     MOBILE,
     SENDER,
     T0,
@@ -179,6 +182,25 @@ async def test_an_earlier_answered_call_does_not_cancel(running: Running) -> Non
     await eventually(lambda: running.text_status(OutboxStatus.SENT))
 
 
+async def test_a_callback_the_caller_did_not_answer_does_not_cancel(running: Running) -> None:
+    """The dialer sets `answered_by` once the user's phone answers, before the caller is even rung."""
+    await running.service.on_call_finished(call())
+    callback = call(
+        "callback-1",
+        direction=Direction.OUTBOUND,
+        caller=LINE_NUMBER,
+        dialed=MOBILE,
+        outcome=Outcome.ABANDONED,
+        reason=Reason.PROGRESSIVE_NO_ANSWER,
+        started_at=T0 + timedelta(seconds=20),
+        ended_at=T0 + timedelta(seconds=50),
+        answered_by="alice",
+    )
+    await running.store.save_call(callback)
+    running.clock.advance(60)
+    await eventually(lambda: running.text_status(OutboxStatus.SENT))
+
+
 async def test_opting_out_before_the_send_holds_the_text(running: Running) -> None:
     await running.service.on_call_finished(call())
     await running.store.set_opt_out(MOBILE, True, "sms:STOP", T0)
@@ -332,3 +354,40 @@ async def test_call_started_webhooks(
         assert "X-Callkeeper-Signature" not in fake.hooks[0][1]
     finally:
         await service.close()
+
+
+async def test_a_webhook_token_in_the_url_is_neither_shown_nor_stored(
+    store: Store, store_url: str, session: aiohttp.ClientSession, receiver: tuple[FakeTwilio, str]
+) -> None:
+    fake, url = receiver
+    hooks = (Webhook(f"{url}/hooks/crm?token=t0ken-in-query"),)
+    service = FollowupService(
+        config(webhooks=hooks), store, session=session, host="host-a", clock=FakeClock(), settings=SETTINGS
+    )
+    service.start()
+    try:
+        await service.on_call_finished(call())
+        await eventually(lambda: fake.hook_bodies("crm?token=t0ken-in-query"))
+        (hook,) = [f for f in await service.followups_for("call-1") if f.kind == "webhook"]
+        assert (hook.to, hook.status) == (f"{url}/hooks/crm", "sent")
+    finally:
+        await service.close()
+    with sqlite3.connect(store_url.removeprefix("sqlite://")) as database:
+        stored = database.execute("SELECT destination, payload FROM outbox").fetchall()
+    assert stored
+    assert "t0ken" not in repr(stored)
+
+
+def test_webhook_urls_are_shown_without_credentials_query_or_fragment() -> None:
+    assert (
+        shown_url("https://crm:pa55@crm.example.com:8443/hook?token=x#y")
+        == "https://crm.example.com:8443/hook"
+    )
+    item = OutboxItem.new(
+        kind=OutboxKind.WEBHOOK,
+        idempotency_key="k",
+        destination="https://h.example/x?token=t",
+        payload={},
+        now=T0,
+    )
+    assert item.as_followup().to == "https://h.example/x"  # an item stored before the URL was shortened

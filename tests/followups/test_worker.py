@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 import pytest
 
@@ -145,10 +146,12 @@ async def test_retries_back_off_exponentially_then_fail_for_good(harness: Harnes
     await harness.add("sms:1")
     expected = ExponentialBackoff(initial=10.0, maximum=100.0, seed=7)
     harness.worker.start()
+
+    def delivered_up_to(attempt: int) -> bool:
+        return harness.deliverer.delivered == [("sms:1", n) for n in range(1, attempt + 1)]
+
     for attempt in (1, 2):
-        await eventually(
-            lambda a=attempt: harness.deliverer.delivered == [("sms:1", n) for n in range(1, a + 1)]
-        )
+        await eventually(partial(delivered_up_to, attempt))
         await eventually(lambda: harness.status_is("sms:1", OutboxStatus.PENDING))
         item = await harness.item("sms:1")
         delay = max(1.0, expected.next_delay(attempt - 1))
@@ -242,6 +245,27 @@ async def test_an_expired_lease_is_claimed_again(harness: Harness) -> None:
     await eventually(lambda: harness.status_is("sms:1", OutboxStatus.SENT))
     assert harness.deliverer.delivered == [("sms:1", 2)]
     assert claimed.attempts == 1
+
+
+async def test_a_restarted_daemon_reclaims_its_own_leases_at_once(store: Store) -> None:
+    """Its predecessor on this host died mid-send: the text goes out now, not when the lease ends. The
+    lease of another host's worker (alive, maybe still sending) is left alone."""
+    harness = Harness(store)
+    harness.worker = OutboxWorker(
+        store, harness.deliverer, worker_id=OutboxWorker.new_id("pbx-1"), clock=harness.clock, settings=FAST
+    )
+    await harness.add("sms:ours")
+    await store.claim_due("pbx-1/dead0worker", T0, 1, lease_seconds=30)
+    await harness.add("sms:theirs")
+    await store.claim_due("pbx-2/alive", T0, 1, lease_seconds=30)
+    harness.worker.start()
+    try:
+        await eventually(lambda: harness.status_is("sms:ours", OutboxStatus.SENT))
+        await asyncio.sleep(0.1)
+        assert harness.deliverer.delivered == [("sms:ours", 2)]
+        assert await harness.status_is("sms:theirs", OutboxStatus.SENDING)
+    finally:
+        await harness.worker.close()
 
 
 async def test_a_send_outliving_its_lease_is_not_started_twice_by_its_worker(harness: Harness) -> None:

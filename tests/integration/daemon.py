@@ -23,7 +23,7 @@ import yaml
 from tests.conftest import Sandbox
 from tests.integration.sandbox_calls import PlacedCall, channels_in_app, list_bridges, place_call, wait_until
 
-TOKEN = "test-token-0123456789"
+TOKEN = "test-token-0123456789abcdef0123456789"
 Json = dict[str, Any]
 
 
@@ -41,6 +41,7 @@ def daemon_config(sandbox: Sandbox, workdir: Path, port: int, body: Json) -> Jso
             "password": "${CALLKEEPER_ARI_PASSWORD}",
             "app": sandbox.app,
             "outbound_dial": "Local/{number}@test-outside",
+            "voicemail_spool": str(sandbox.spool / "voicemail"),
         },
         "storage": f"sqlite:///{workdir / 'callkeeper.db'}",
         "http": {"listen": f"127.0.0.1:{port}", "token": "${CALLKEEPER_API_TOKEN}"},

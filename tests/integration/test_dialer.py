@@ -52,7 +52,13 @@ def daemon(
     config = {
         **CONFIG,
         "sms_providers": {"twilio": sms.provider()},
-        "webhooks": [{"url": f"{sms.base_url}/hooks/crm", "secret": HOOK_SECRET, "events": ["call.ended"]}],
+        "webhooks": [
+            {
+                "url": f"{sms.base_url}/hooks/crm",
+                "secret": HOOK_SECRET,
+                "events": ["call.started", "call.ended"],
+            }
+        ],
     }
     with running_daemon(sandbox, tmp_path_factory.mktemp("dialer"), config) as running:
         yield running
@@ -97,6 +103,11 @@ async def test_busy_contact_is_abandoned_and_texted(daemon: RunningDaemon, sms: 
 
 async def test_requests_the_dialer_refuses(daemon: RunningDaemon) -> None:
     assert (await dial(daemon, "+442079460000", user="alice"))[0] == 422  # another country: toll fraud guard
+    status, refused = await dial(daemon, "+19005550123", user="alice")
+    assert (status, refused["error"]) == (
+        422,
+        "+19005550123 is a premium-rate number: callkeeper never dials those (toll fraud)",
+    )
     assert (await dial(daemon, "+14155550100", user="nobody"))[0] == 404
     status, _ = await daemon.api("PUT", "/api/v1/users/alice/presence", json={"presence": "away"})
     assert status == 200
@@ -105,13 +116,12 @@ async def test_requests_the_dialer_refuses(daemon: RunningDaemon) -> None:
 
 async def test_stop_reply_opts_the_contact_out(daemon: RunningDaemon, sms: SmsServer) -> None:
     url = f"{daemon.base_url}/api/v1/sms/twilio/inbound"
-    form = {"From": "+14155550299", "To": "+12125550177", "Body": "STOP"}
+    form = {"From": "+14155550299", "To": "+12125550177", "Body": "Stop.", "MessageSid": "SM0001"}
     signature = twilio_signature(sms.provider()["auth_token"], url, list(form.items()))
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(url, data=form, headers={"X-Twilio-Signature": signature}) as response,
-    ):
-        assert response.status == 200
+    async with aiohttp.ClientSession() as session:
+        for status in (200, 409):  # a replay of the same message is refused
+            async with session.post(url, data=form, headers={"X-Twilio-Signature": signature}) as response:
+                assert response.status == status
     status, state = await daemon.api("GET", "/api/v1/opt-outs/%2B14155550299")
     assert (status, state["opted_out"], state["source"]) == (200, True, "sms:twilio")
 
@@ -123,11 +133,18 @@ async def test_call_ended_webhook_carries_the_signed_record(daemon: RunningDaemo
     assert status == 202, body
     await daemon.verdict(body["id"])
 
-    def delivered() -> list[tuple[str, dict[str, str], bytes]]:
-        return [hook for hook in list(sms.twilio.hooks) if json.loads(hook[2])["call"]["id"] == body["id"]]
+    def delivered(event: str) -> list[tuple[str, dict[str, str], bytes]]:
+        return [
+            hook
+            for hook in list(sms.twilio.hooks)
+            if (json.loads(hook[2])["event"], json.loads(hook[2])["call"]["id"]) == (event, body["id"])
+        ]
 
-    await wait_until(delivered, within=20, what="the call.ended webhook")
-    ((_, headers, raw),) = delivered()
+    await wait_until(lambda: delivered("call.ended"), within=20, what="the call.ended webhook")
+    ((_, started_headers, started_raw),) = delivered("call.started")
+    assert signed_by(HOOK_SECRET, started_headers, started_raw)
+    assert json.loads(started_raw)["call"]["outcome"] is None
+    ((_, headers, raw),) = delivered("call.ended")
     assert signed_by(HOOK_SECRET, headers, raw)
     sent = json.loads(raw)
     assert (sent["event"], sent["call"]["outcome"], sent["call"]["direction"]) == (

@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -145,12 +146,10 @@ async def test_sigkill_in_every_stage_then_restart(sandbox: Sandbox, tmp_path: P
         calls = {s.name: await daemon.place(s.dialled, s.script) for s in SCENARIOS}
         for s in SCENARIOS:
             await wait_until(
-                lambda s=s: _at(daemon, calls[s.name], s.stage), within=15, what=f"{s.name} in {s.stage}"
+                partial(_at, daemon, calls[s.name], s.stage), within=15, what=f"{s.name} in {s.stage}"
             )
         for talking in ("talking", "talking-gone", "user-left-meanwhile"):
-            await wait_until(
-                lambda t=talking: bridged(sandbox, calls[t]), within=5, what=f"{talking} bridged"
-            )
+            await wait_until(partial(bridged, sandbox, calls[talking]), within=5, what=f"{talking} bridged")
         assert await channel_state(sandbox, f"{calls['picked-up-meanwhile'].inbound}-leg-1") != "Up"
 
         assert daemon.stop(signal.SIGKILL) == -signal.SIGKILL
@@ -245,7 +244,7 @@ async def test_asterisk_restart_with_calls_up(sandbox: Sandbox, tmp_path: Path, 
     with running_daemon(sandbox, tmp_path, RESTART_CONFIG) as daemon:
         calls = {number: await daemon.place(number) for number in CUT_OFF}
         for number, (stage, _, _) in CUT_OFF.items():
-            await wait_until(lambda n=number, s=stage: _at(daemon, calls[n], s), within=10, what=stage)
+            await wait_until(partial(_at, daemon, calls[number], stage), within=10, what=stage)
         await wait_until(lambda: bridged(sandbox, calls["+15550006002"]), within=5, what="talking")
 
         if how == "stopped":

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from tests.conftest import Sandbox
 from tests.integration.daemon import RunningDaemon, running_daemon
 
-CONFIG = {
+CONFIG: dict[str, Any] = {
     "users": {
         "busy": {"endpoint": "Local/carol@user-busy"},
         "offline": {"endpoint": "PJSIP/offline3"},

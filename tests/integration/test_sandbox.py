@@ -141,7 +141,7 @@ async def test_user_behaviour(
         status, _ = await ari(sandbox, "POST", f"/channels/{user}/dial", params={"timeout": dial_seconds})
         assert status == 204
 
-        seen = []
+        seen: list[str] = []
         while len(seen) < len(dialstatuses):
             seen.append((await events.next("Dial", lambda e: e["peer"]["id"] == user))["dialstatus"])
         # Dial events of the same instant (begin and BUSY, say) may come in either order.

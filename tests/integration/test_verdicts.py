@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 import pytest
@@ -18,7 +19,7 @@ from tests.integration.sandbox_calls import hang_up
 LONG_PROMPT = "sound:demo-congrats"  # about 30 s: the caller acts while it plays
 today = datetime.now(UTC).date()
 
-CONFIG = {
+CONFIG: dict[str, Any] = {
     "users": {
         "alice": {"endpoint": "Local/alice-2@user-answer"},
         "bob": {"endpoint": "Local/bob@user-noanswer"},
@@ -147,7 +148,9 @@ async def test_answered_record_has_the_journey(daemon: RunningDaemon) -> None:
     assert record["answered_by"] == "alice"
     assert record["line"] == "answered" and record["caller"] == "+14155550111"
     assert record["dialed"] == "+15550001013"
-    assert [s["stage"] for s in record["steps"]] == ["ring_group", "answered"]
+    steps = record["steps"]
+    assert isinstance(steps, list)
+    assert [s["stage"] for s in steps] == ["ring_group", "answered"]
     started = datetime.fromisoformat(str(record["started_at"]))
     ended = datetime.fromisoformat(str(record["ended_at"]))
     assert 4 <= (ended - started).total_seconds() <= 10

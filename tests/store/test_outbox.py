@@ -254,3 +254,15 @@ async def test_enqueue_race_between_daemons_keeps_one(store: Store, other_store:
     )
     assert sum(outcomes) == 20
     assert (await other_store.outbox_depth())["pending"] == 20
+
+
+async def test_a_host_ends_the_leases_of_its_dead_workers(store: Store) -> None:
+    for n, worker in enumerate(("pbx-1/dead", "pbx-1/dead-too", "pbx-10/alive", "pbx-2/alive")):
+        await store.enqueue(sms(f"sms:{n}", call_id=f"call-{n}"))
+        assert await store.claim_due(worker, T0, 1, lease_seconds=60)
+    await store.enqueue(sms("sms:pending", call_id="call-9"))
+    now = T0 + timedelta(seconds=1)
+    assert await store.end_leases_of_host("pbx-1", now) == 2
+    assert await store.end_leases_of_host("pbx-1", now) == 0
+    reclaimed = await store.claim_due("pbx-1/new", now, 10)
+    assert sorted(item.idempotency_key for item in reclaimed) == ["sms:0", "sms:1", "sms:pending"]

@@ -6,7 +6,8 @@ import sqlite3
 
 import pytest
 
-from callkeeper.store import SchemaTooNewError, Store, StoreError, open_store, redact_url
+from callkeeper.config.redaction import redact as redact_url
+from callkeeper.store import SchemaTooNewError, Store, StoreError, open_store
 from callkeeper.store.schema import DIALECTS, migrations
 
 from .conftest import raw_sql

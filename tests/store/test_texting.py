@@ -87,3 +87,46 @@ async def test_state_is_shared_and_survives_reopen(store: Store, other_store: St
     await other_store.set_state("presence:alice", None)
     assert await store.get_state("round_robin:support") == "carol"
     assert await store.get_state("presence:alice") is None
+
+
+async def test_an_inbound_message_is_taken_once_across_hosts(store: Store, other_store: Store) -> None:
+    results = await asyncio.gather(
+        *(on.remember_inbound_message("twilio", "SM0001", T0) for on in (store, other_store, store))
+    )
+    assert sorted(results) == [False, False, True]
+    assert await store.inbound_message_seen("twilio", "SM0001")
+    assert not await store.inbound_message_seen("twilio", "SM0002")
+    assert await other_store.remember_inbound_message("twilio", "SM0002", T0)
+    assert await store.remember_inbound_message("relay", "SM0001", T0)  # another provider's ids
+
+
+def _text(key: str, number: str, at: datetime) -> OutboxItem:
+    return OutboxItem.new(
+        kind=OutboxKind.SMS, idempotency_key=key, destination=number, payload={}, now=at, line="sales"
+    )
+
+
+async def test_a_text_and_its_window_are_stored_together_or_not_at_all(
+    store: Store, other_store: Store
+) -> None:
+    first = _text("sms:call-1", "+15551230001", T0)
+    assert await store.enqueue_text(first, DAY)
+    assert await store.last_text_to("+15551230001", "sales") == T0
+
+    # The window is taken: nothing is stored.
+    second = _text("sms:call-2", "+15551230001", T0 + timedelta(hours=1))
+    assert not await other_store.enqueue_text(second, DAY)
+    # The text is known already (a replay): the window is not reserved again.
+    again = _text("sms:call-1", "+15551230001", T0 + timedelta(days=2))
+    assert not await store.enqueue_text(again, DAY)
+    assert await store.last_text_to("+15551230001", "sales") == T0
+    depth = await store.outbox_depth()
+    assert depth["pending"] == 1
+
+    # Another caller, concurrently from two hosts: one text, one window.
+    racing = [_text(f"sms:race-{n}", "+15551230002", T0 + timedelta(seconds=n)) for n in range(6)]
+    results = await asyncio.gather(
+        *(on.enqueue_text(item, DAY) for item, on in zip(racing, [store, other_store] * 3, strict=True))
+    )
+    assert sum(results) == 1
+    assert (await store.outbox_depth())["pending"] == 2

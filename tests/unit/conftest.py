@@ -5,18 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import test_utils, web
+from aiohttp import test_utils
 
-from tests.unit.test_ari_rest import FakeAri
+from tests.fake_ari import FakeAri, serve
 
 
 @pytest.fixture
 async def fake_ari() -> AsyncIterator[tuple[FakeAri, test_utils.TestServer]]:
-    """An ARI HTTP server that records every request and answers `FakeAri.reply`."""
+    """An in-process ARI (REST, the event websocket, REST over it) that records every request and
+    answers from its routes, responders or `FakeAri.reply`."""
     ari = FakeAri()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", ari.handle)
-    server = test_utils.TestServer(app, host="127.0.0.1")
-    await server.start_server()
+    server = await serve(ari)
     yield ari, server
+    await ari.drop()
     await server.close()

@@ -14,7 +14,7 @@ from callkeeper.api.client import ApiClientError, fetch_calls, format_calls_tabl
 from callkeeper.api.server import build_app
 from callkeeper.config.model import Secret
 from callkeeper.records import Outcome
-from tests.unit.test_api_fakes import TOKEN, FakeHistory, call, fakes, rich_call
+from tests.unit.test_api_fakes import HTTP, TOKEN, FakeHistory, call, fakes, rich_call
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -26,7 +26,7 @@ def history() -> FakeHistory:
 
 @pytest.fixture
 async def base_url(history: FakeHistory) -> AsyncIterator[str]:
-    async with TestServer(build_app(history, fakes()[1], Secret(TOKEN))) as test_server:
+    async with TestServer(build_app(history, fakes()[1], HTTP)) as test_server:
         yield str(test_server.make_url("/"))
 
 

@@ -11,6 +11,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from callkeeper.config.model import (
+    AsteriskConfig,
+    Config,
+    Destination,
+    DestinationKind,
+    HttpConfig,
+    Line,
+    Secret,
+    User,
+)
+from callkeeper.inbox.service import InboxService
 from callkeeper.live import DialerRejected, Histogram, MetricsSnapshot, QueuedCaller, Refusal
 from callkeeper.records import (
     CallRecord,
@@ -21,9 +32,11 @@ from callkeeper.records import (
     Step,
     VoicemailResult,
 )
+from callkeeper.store import open_store
 
-TOKEN = "s3cret-token-value"
+TOKEN = "s3cret-token-value-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+HTTP = HttpConfig(token=Secret(TOKEN))
 T0 = datetime(2024, 5, 6, 8, 0, tzinfo=UTC)
 
 
@@ -85,15 +98,25 @@ class FakeHistory:
     depth: dict[str, int] = field(default_factory=lambda: {"pending": 2, "sent": 7, "failed": 1})
     queries: list[dict[str, Any]] = field(default_factory=list)
     opt_out_calls: list[tuple[str, bool, str, datetime]] = field(default_factory=list)
+    inbound_messages: set[tuple[str, str]] = field(default_factory=set)
+    opt_out_failures: int = 0
 
     async def list_calls(
-        self, *, limit: int, since: datetime | None, line: str | None, outcome: str | None
+        self,
+        *,
+        limit: int,
+        since: datetime | None,
+        line: str | None,
+        outcome: str | None,
+        until: datetime | None = None,
     ) -> list[CallRecord]:
-        self.queries.append({"limit": limit, "since": since, "line": line, "outcome": outcome})
+        query = {"limit": limit, "since": since, "line": line, "outcome": outcome}
+        self.queries.append(query if until is None else query | {"until": until})
         found = [
             record
             for record in self.calls.values()
             if (since is None or record.started_at >= since)
+            and (until is None or record.started_at < until)
             and (line is None or record.line == line)
             and (outcome is None or record.outcome == outcome)
         ]
@@ -113,6 +136,9 @@ class FakeHistory:
         return dict(self.depth)
 
     async def set_opt_out(self, number: str, opted_out: bool, source: str, now: datetime) -> None:
+        if self.opt_out_failures:
+            self.opt_out_failures -= 1
+            raise ConnectionError("database is gone")
         self.opt_out_calls.append((number, opted_out, source, now))
         if opted_out:
             self.opt_outs.setdefault(number, FakeOptOut(number, source, now))
@@ -121,6 +147,16 @@ class FakeHistory:
 
     async def list_opt_outs(self) -> Sequence[FakeOptOut]:
         return [self.opt_outs[number] for number in sorted(self.opt_outs)]
+
+    async def inbound_message_seen(self, provider: str, message_id: str) -> bool:
+        return (provider, message_id) in self.inbound_messages
+
+    async def remember_inbound_message(self, provider: str, message_id: str, now: datetime) -> bool:
+        key = (provider, message_id)
+        if key in self.inbound_messages:
+            return False
+        self.inbound_messages.add(key)
+        return True
 
 
 def snapshot() -> MetricsSnapshot:
@@ -205,3 +241,27 @@ def fakes() -> tuple[FakeHistory, FakeControl]:
     history.calls["1714982400.3"] = rich_call("1714982400.3")
     history.opt_outs["+4930999999"] = FakeOptOut("+4930999999", "sms_stop", T0)
     return history, FakeControl()
+
+
+def inbox_config(control: FakeControl, voicemail_spool: str = "/nonexistent/voicemail") -> Config:
+    """A config with the fakes' users and lines, for a real `InboxService` behind the API."""
+    return Config(
+        asterisk=AsteriskConfig(
+            url="http://127.0.0.1:8088",
+            username="callkeeper",
+            password=Secret("ari"),
+            voicemail_spool=voicemail_spool,
+        ),
+        lines={
+            name: Line(name, (f"+493022222{index}",), Destination(DestinationKind.VOICEMAIL))
+            for index, name in enumerate(control.lines)
+        },
+        users={name: User(name, f"PJSIP/{name}") for name in control.users},
+    )
+
+
+async def open_inbox(control: FakeControl, voicemail_spool: str = "/nonexistent/voicemail") -> InboxService:
+    """An inbox over a fresh in-memory SQLite store (close it with `inbox.store.close()`)."""
+    store = await open_store("sqlite:///:memory:", "host-a")
+    config = inbox_config(control, voicemail_spool)
+    return InboxService(store, lambda: config, control, clock=lambda: T0 + timedelta(hours=1))

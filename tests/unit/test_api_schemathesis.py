@@ -16,7 +16,7 @@ from schemathesis import Case
 from callkeeper.api.openapi import openapi_document
 from callkeeper.api.server import start_api
 from callkeeper.config.model import HttpConfig, Secret
-from tests.unit.test_api_fakes import AUTH, TOKEN, fakes
+from tests.unit.test_api_fakes import AUTH, TOKEN, fakes, open_inbox
 
 
 def _document_with_known_names() -> dict[str, Any]:
@@ -45,13 +45,15 @@ def base_url() -> Iterator[str]:
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     history, control = fakes()
+    inbox = asyncio.run_coroutine_threadsafe(open_inbox(control), loop).result(10)
     http = HttpConfig(host="127.0.0.1", port=0, token=Secret(TOKEN))
-    runner = asyncio.run_coroutine_threadsafe(start_api(http, history, control), loop).result(10)
+    runner = asyncio.run_coroutine_threadsafe(start_api(http, history, control, inbox), loop).result(10)
     host, port = runner.addresses[0][:2]
     try:
         yield f"http://{host}:{port}"
     finally:
         asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        asyncio.run_coroutine_threadsafe(inbox.store.close(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()

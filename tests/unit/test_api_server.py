@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +20,8 @@ from callkeeper.api.inbound_sms import twilio_signature, webhook_signature
 from callkeeper.api.openapi import openapi_document
 from callkeeper.api.server import ApiConfigError, build_app, is_loopback, start_api
 from callkeeper.config.model import HttpConfig, Secret
-from tests.unit.test_api_fakes import AUTH, T0, TOKEN, FakeControl, FakeHistory, fakes
+from callkeeper.inbox.service import InboxService
+from tests.unit.test_api_fakes import AUTH, HTTP, T0, TOKEN, FakeControl, FakeHistory, fakes, open_inbox
 
 Client = TestClient[web.Request, web.Application]
 
@@ -39,6 +41,12 @@ PROTECTED = [
     ("GET", "/api/v1/opt-outs/+4930999999"),
     ("PUT", "/api/v1/opt-outs/+4930999999"),
     ("DELETE", "/api/v1/opt-outs/+4930999999"),
+    ("GET", "/api/v1/inbox"),
+    ("GET", "/api/v1/inbox/1714982400.1"),
+    ("POST", "/api/v1/inbox/1714982400.1/handled"),
+    ("POST", "/api/v1/inbox/1714982400.1/callback"),
+    ("GET", "/api/v1/calls/1714982400.1/voicemail"),
+    ("GET", "/api/v1/reports/daily"),
 ]
 
 
@@ -53,8 +61,15 @@ def control() -> FakeControl:
 
 
 @pytest.fixture
-async def client(history: FakeHistory, control: FakeControl) -> AsyncIterator[Client]:
-    async with TestClient(TestServer(build_app(history, control, Secret(TOKEN)))) as test_client:
+async def inbox(control: FakeControl) -> AsyncIterator[InboxService]:
+    service = await open_inbox(control)
+    yield service
+    await service.store.close()
+
+
+@pytest.fixture
+async def client(history: FakeHistory, control: FakeControl, inbox: InboxService) -> AsyncIterator[Client]:
+    async with TestClient(TestServer(build_app(history, control, HTTP, inbox))) as test_client:
         yield test_client
 
 
@@ -100,18 +115,59 @@ async def test_a_token_prefix_is_not_enough(client: Client) -> None:
     await _error(client, "GET", "/api/v1/users", 401, headers={"Authorization": "Bearer ü"})
 
 
-async def test_without_a_configured_token_everything_is_open(
-    history: FakeHistory, control: FakeControl
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [(None, "http.token is required"), ("", "at least 32"), (TOKEN[:31], "at least 32")],
+)
+def test_a_missing_or_short_token_is_refused(
+    history: FakeHistory, control: FakeControl, token: str | None, message: str
 ) -> None:
-    async with TestClient(TestServer(build_app(history, control, None))) as open_client:
-        await _json(open_client, "GET", "/api/v1/calls", 200, headers={})
-        async with open_client.get("/metrics") as response:
-            assert response.status == 200
+    with pytest.raises(ApiConfigError, match=message):
+        build_app(history, control, HttpConfig(token=None if token is None else Secret(token)))
 
 
-def test_an_empty_token_is_refused(history: FakeHistory, control: FakeControl) -> None:
-    with pytest.raises(ApiConfigError, match="empty"):
-        build_app(history, control, Secret(""))
+@pytest.mark.parametrize(
+    ("listen", "names", "host", "allowed"),
+    [
+        ("127.0.0.1", (), "127.0.0.1:8090", True),
+        ("127.0.0.1", (), "localhost:8090", True),
+        ("127.0.0.1", (), "LOCALHOST", True),
+        ("127.0.0.1", (), "[::1]:8090", True),
+        ("127.0.0.1", (), "attacker.example:8090", False),
+        ("127.0.0.1", (), "192.0.2.7:8090", False),
+        ("127.0.0.1", (), "", False),
+        ("127.0.0.1", ("pbx.example.com",), "pbx.example.com:8090", True),
+        ("127.0.0.1", ("pbx.example.com",), "pbx.example.com.attacker.example", False),
+        ("0.0.0.0", (), "192.0.2.7:8090", True),
+        ("0.0.0.0", (), "localhost:8090", False),
+        ("0.0.0.0", (), "rebound.attacker.example", False),
+        ("::", (), "[2001:db8::1]:8090", True),
+        ("192.0.2.7", (), "192.0.2.7", True),
+        ("192.0.2.7", (), "192.0.2.8", False),
+        ("pbx.example.com", (), "pbx.example.com:8090", True),
+        ("pbx.example.com", (), "192.0.2.7", False),
+    ],
+)
+def test_the_host_header_must_name_this_server(
+    listen: str, names: tuple[str, ...], host: str, allowed: bool
+) -> None:
+    assert server.allowed_host(HttpConfig(host=listen, token=Secret(TOKEN), names=names), host) is allowed
+
+
+def test_the_public_url_names_this_server() -> None:
+    http = HttpConfig(token=Secret(TOKEN), public_url="https://pbx.example.com/callkeeper")
+    assert server.allowed_host(http, "pbx.example.com")
+    assert not server.allowed_host(http, "example.com")
+
+
+async def test_a_foreign_host_is_refused_even_with_the_token(client: Client) -> None:
+    """A page of another site whose name resolves to 127.0.0.1 (DNS rebinding) sends its own name."""
+    headers = {**AUTH, "Host": "rebound.attacker.example"}
+    with capture_logs() as logs:
+        assert await _error(client, "GET", "/api/v1/calls", 421, headers=headers) == "unknown host"
+        assert await _error(client, "POST", "/api/v1/dialer/calls", 421, headers=headers) == "unknown host"
+    assert [entry["event"] for entry in logs if entry["log_level"] != "debug"] == ["http_unknown_host"] * 2
+    await _json(client, "GET", "/healthz", 200, headers={"Host": "rebound.attacker.example"})
 
 
 async def test_the_token_never_reaches_a_log_line(client: Client, history: FakeHistory) -> None:
@@ -497,8 +553,10 @@ async def test_openapi_document_is_served(client: Client) -> None:
     assert body["openapi"].startswith("3.1")
 
 
-def test_openapi_describes_exactly_the_routes(history: FakeHistory, control: FakeControl) -> None:
-    app = build_app(history, control, Secret(TOKEN))
+def test_openapi_describes_exactly_the_routes(
+    history: FakeHistory, control: FakeControl, inbox: InboxService
+) -> None:
+    app = build_app(history, control, HTTP, inbox)
     routes = {
         (route.method.lower(), route.resource.canonical)
         for route in app.router.routes()
@@ -521,12 +579,9 @@ def test_openapi_document_copies_are_independent() -> None:
 # --- starting and binding
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.1", "pbx.example.com", ""])
-async def test_refuses_a_public_address_without_a_token(
-    history: FakeHistory, control: FakeControl, host: str
-) -> None:
-    with pytest.raises(ApiConfigError, match=r"without http\.token"):
-        await start_api(HttpConfig(host=host, port=0), history, control)
+async def test_start_api_refuses_to_serve_without_a_token(history: FakeHistory, control: FakeControl) -> None:
+    with pytest.raises(ApiConfigError, match=r"http\.token is required"):
+        await start_api(HttpConfig(host="127.0.0.1", port=0), history, control)
 
 
 @pytest.mark.parametrize(
@@ -544,11 +599,8 @@ def test_loopback_addresses(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
 
 
-@pytest.mark.parametrize("token", [None, Secret(TOKEN)])
-async def test_start_api_serves_on_loopback(
-    history: FakeHistory, control: FakeControl, token: Secret | None
-) -> None:
-    runner = await start_api(HttpConfig(host="127.0.0.1", port=0, token=token), history, control)
+async def test_start_api_serves_on_loopback(history: FakeHistory, control: FakeControl) -> None:
+    runner = await start_api(HttpConfig(host="127.0.0.1", port=0, token=Secret(TOKEN)), history, control)
     try:
         host, port = runner.addresses[0][:2]
         async with aiohttp.ClientSession() as session:
@@ -561,18 +613,18 @@ async def test_start_api_serves_on_loopback(
 
 
 async def test_start_api_reports_a_busy_port(history: FakeHistory, control: FakeControl) -> None:
-    first = await start_api(HttpConfig(host="127.0.0.1", port=0), history, control)
+    first = await start_api(HttpConfig(host="127.0.0.1", port=0, token=Secret(TOKEN)), history, control)
     try:
         port = first.addresses[0][1]
         with pytest.raises(OSError):
-            await start_api(HttpConfig(host="127.0.0.1", port=port), history, control)
+            await start_api(HttpConfig(host="127.0.0.1", port=port, token=Secret(TOKEN)), history, control)
     finally:
         await first.cleanup()
 
 
 async def test_dialer_starts_a_call_and_validates_its_request() -> None:
     history, control = fakes()
-    async with TestClient(TestServer(build_app(history, control, None))) as client:
+    async with TestClient(TestServer(build_app(history, control, HTTP)), headers=AUTH) as client:
         ok = await client.post(
             "/api/v1/dialer/calls", json={"contact": "+14155550123", "line": "sales", "user": "alice"}
         )
@@ -595,8 +647,8 @@ async def test_dialer_starts_a_call_and_validates_its_request() -> None:
 
 async def test_stop_and_start_replies_from_the_provider_webhooks() -> None:
     history, control = fakes()
-    async with TestClient(TestServer(build_app(history, control, Secret(TOKEN)))) as client:
-        form = {"From": "+14155550111", "To": "+12125550100", "Body": " stop please"}
+    async with TestClient(TestServer(build_app(history, control, HTTP))) as client:
+        form = {"From": "+14155550111", "To": "+12125550100", "Body": " stop please", "MessageSid": "SM1"}
         url = str(client.make_url("/api/v1/sms/twilio/inbound"))
         signature = twilio_signature("twilio-auth", url, list(form.items()))
         taken = await client.post(
@@ -609,10 +661,14 @@ async def test_stop_and_start_replies_from_the_provider_webhooks() -> None:
         )
         assert forged.status == 403
         body = json.dumps({"from": "+14155550111", "body": "START"}).encode()
+        timestamp = str(int(time.time()))
         started = await client.post(
             "/api/v1/sms/hook/inbound",
             data=body,
-            headers={"X-Callkeeper-Signature": webhook_signature("hook-secret", body)},
+            headers={
+                "X-Callkeeper-Signature": webhook_signature("hook-secret", body, timestamp),
+                "X-Callkeeper-Timestamp": timestamp,
+            },
         )
         assert started.status == 200 and (await started.json()) == {"opted_out": False}
         assert "+14155550111" not in [o.number for o in await history.list_opt_outs()]

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import test_utils, web
+from aiohttp import test_utils
 
 from callkeeper.ari.errors import AriAuthError, AriConflict, AriError, AriNotFound, AriUnavailable
 from callkeeper.ari.rest import AriRestClient
 from callkeeper.config.model import AsteriskConfig, Secret
 from tests.ari_rest import AriClientForTests
+from tests.fake_ari import FakeAri, Seen
 
 PASSWORD = "s3cret-Pa55"
 CHANNEL = {
@@ -29,40 +28,6 @@ CHANNEL = {
     "creationtime": "2026-11-27T07:35:31.117+0000",
     "language": "en",
 }
-
-
-@dataclass
-class Seen:
-    method: str
-    raw_path: str
-    query: dict[str, str]
-    authorization: str | None
-    body: Any
-
-
-@dataclass
-class FakeAri:
-    """Answers `reply` (status, body, content type) to every request and records it."""
-
-    seen: list[Seen] = field(default_factory=list)
-    reply: tuple[int, Any, str] = (204, None, "application/json")
-    delay: float = 0.0
-
-    async def handle(self, request: web.Request) -> web.Response:
-        text = await request.text()
-        self.seen.append(
-            Seen(
-                request.method,
-                request.raw_path.split("?")[0],
-                dict(request.query),
-                request.headers.get("Authorization"),
-                json.loads(text) if text else None,
-            )
-        )
-        await asyncio.sleep(self.delay)
-        status, body, content_type = self.reply
-        payload = body if isinstance(body, str) or body is None else json.dumps(body)
-        return web.Response(status=status, text=payload, content_type=content_type)
 
 
 def config_for(port: int, request_timeout: float = 2.0) -> AsteriskConfig:

@@ -27,7 +27,8 @@ from callkeeper.ari.wsrest import (
     encode_request,
 )
 from tests.ari_rest import AriClientForTests
-from tests.unit.test_ari_rest import CHANNEL, FakeAri, config_for
+from tests.fake_ari import FakeAri
+from tests.unit.test_ari_rest import CHANNEL, config_for
 
 
 class FakeSocket:

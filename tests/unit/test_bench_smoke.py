@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bench.common import percentile
+from bench.inbox import run as inbox_run
 from bench.journal import Journal, decode_input, encode_input
 from bench.replay import DEFAULT_JOURNAL, replay
 from bench.store_bench import run as store_run
@@ -55,3 +56,9 @@ async def test_store_bench_on_sqlite() -> None:
     assert sqlite["records_per_s"] > 0 and sqlite["outbox_enqueues_per_s"] > 0
     slow = result["event_path"]["sqlite + 2 ms per write"]
     assert slow["records_written"] < slow["records_saved"]  # a slow store gets coalesced writes
+
+
+async def test_inbox_bench_on_sqlite() -> None:
+    result = await inbox_run(items=40, runs=1, postgres=False)
+    sqlite = result["backends"]["sqlite"]
+    assert sqlite["items"] == 40 and sqlite["list_all_ms"]["median_ms"] > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Mapping
 from datetime import date, time
@@ -36,7 +37,11 @@ from callkeeper.config.model import (
     Webhook,
 )
 
-ENV = {"CALLKEEPER_ARI_PASSWORD": "ari-secret", "CALLKEEPER_API_TOKEN": "api-secret"}
+API_TOKEN = "api-secret-0123456789abcdef0123456789"
+ENV = {"CALLKEEPER_ARI_PASSWORD": "ari-secret", "CALLKEEPER_API_TOKEN": API_TOKEN}
+# Appended to a config without an `http:` section: the API always needs a token. At the end, so the
+# lines of everything before stay as written.
+HTTP_TOKEN = f"http: {{token: {API_TOKEN}}}\n"
 
 # The configuration from the issue, exactly as written there.
 ISSUE_CONFIG = """\
@@ -125,7 +130,10 @@ sms_providers:
 
 
 def load(text: str, env: Mapping[str, str] = ENV, base_dir: Path | None = None) -> Config:
-    return load_config_text(textwrap.dedent(text), "test.yaml", env, base_dir=base_dir)
+    text = textwrap.dedent(text)
+    if "lines:" in text and not re.search(r"^http:", text, re.MULTILINE):
+        text += HTTP_TOKEN
+    return load_config_text(text, "test.yaml", env, base_dir=base_dir)
 
 
 def problems(text: str, env: Mapping[str, str] = ENV, base_dir: Path | None = None) -> list[ConfigProblem]:
@@ -160,7 +168,7 @@ def test_issue_config_is_accepted_as_written() -> None:
         outbound_dial="PJSIP/{number}@trunk",
     )
     assert config.storage == "sqlite:///var/lib/callkeeper/callkeeper.db"
-    assert config.http == HttpConfig(host="127.0.0.1", port=8090, token=Secret("api-secret"))
+    assert config.http == HttpConfig(host="127.0.0.1", port=8090, token=Secret(API_TOKEN))
     assert config.users["alice"] == User("alice", "PJSIP/alice", "+16465550111")
     assert config.users["bob"] == User("bob", "PJSIP/bob")
     assert config.ring_groups["sales"] == RingGroup(
@@ -226,7 +234,7 @@ def test_secrets_hide_their_values() -> None:
     assert isinstance(config.asterisk.password, Secret)
     assert config.asterisk.password.value == "ari-secret"
     assert "ari-secret" not in repr(config)
-    assert "api-secret" not in repr(config)
+    assert API_TOKEN not in repr(config)
 
 
 # -- defaults ------------------------------------------------------------------------------------
@@ -237,7 +245,7 @@ def test_everything_but_numbers_and_route_has_a_default() -> None:
     assert config.asterisk == AsteriskConfig(
         url="http://127.0.0.1:8088", username="callkeeper", password=Secret("pw")
     )
-    assert config.http == HttpConfig()
+    assert config.http == HttpConfig(token=Secret(API_TOKEN))
     assert config.storage == "sqlite:///var/lib/callkeeper/callkeeper.db"
     assert config.unknown_number == UnknownNumber()
     assert config.rate_limits == TextLimits()
@@ -430,7 +438,7 @@ def test_env_references_anywhere_in_a_string() -> None:
 
 
 def test_missing_env_variable_names_it_with_path_and_line() -> None:
-    [problem] = problems(ISSUE_CONFIG, {"CALLKEEPER_API_TOKEN": "t"})
+    [problem] = problems(ISSUE_CONFIG, {"CALLKEEPER_API_TOKEN": API_TOKEN})
     assert problem == ConfigProblem(
         "asterisk.password", 4, "environment variable CALLKEEPER_ARI_PASSWORD is not set"
     )
@@ -443,7 +451,7 @@ def test_malformed_env_reference() -> None:
 
 def test_secrets_from_files_relative_to_the_config(tmp_path: Path) -> None:
     (tmp_path / "ari").write_text("file-secret\n")
-    (tmp_path / "token").write_text("  api  \n")
+    (tmp_path / "token").write_text(f"  {API_TOKEN}  \n")
     (tmp_path / "twilio").write_text("tw\n")
     (tmp_path / "hook").write_text("hk\n")
     file = tmp_path / "callkeeper.yaml"
@@ -457,7 +465,7 @@ webhooks: [{url: "https://x.example/", secret_file: hook}]
 """
     )
     config = load_config(file, {})
-    assert (config.asterisk.password, config.http.token) == ("file-secret", "api")
+    assert (config.asterisk.password, config.http.token) == ("file-secret", API_TOKEN)
     assert isinstance(config.asterisk.password, Secret)
     assert config.sms_providers["twilio"].settings["auth_token"] == "tw"
     assert config.webhooks[0].secret == "hk"
@@ -546,7 +554,7 @@ def test_error_text_lists_every_problem_as_file_line_path_message() -> None:
     with pytest.raises(ConfigError) as raised:
         load_config_text(BROKEN, "/etc/callkeeper.yaml", ENV)
     lines = str(raised.value).splitlines()
-    assert len(lines) == 10
+    assert len(lines) == 11  # with http.token, required
     assert (
         lines[0]
         == "/etc/callkeeper.yaml:1: asterisk.password: missing required key 'password' (or password_file)"
@@ -631,7 +639,7 @@ def test_check_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(BROKEN)
     lines = check_config(bad)
-    assert len(lines) == 10
+    assert len(lines) == 11
     assert all(line.startswith(f"{bad}:") for line in lines)
 
     missing = tmp_path / "missing.yaml"

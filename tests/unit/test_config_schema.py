@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from callkeeper.config import schema
+from callkeeper.config import json_schema
 from tests.unit.test_config_loader import ENV, ISSUE_CONFIG, load, problems
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "callkeeper.yaml"
@@ -18,14 +19,14 @@ EXAMPLE = Path(__file__).parents[2] / "examples" / "callkeeper.yaml"
 
 @pytest.fixture(scope="module")
 def validator() -> jsonschema.Draft202012Validator:
-    committed = json.loads(schema.SCHEMA_PATH.read_text())
+    committed = json.loads(json_schema.SCHEMA_PATH.read_text())
     jsonschema.Draft202012Validator.check_schema(committed)
     return jsonschema.Draft202012Validator(committed)
 
 
 def test_committed_schema_is_current() -> None:
-    assert schema.SCHEMA_PATH.read_text() == schema.render(), (
-        "regenerate it: python -m callkeeper.config.schema"
+    assert json_schema.SCHEMA_PATH.read_text() == json_schema.render(), (
+        "regenerate it: python -m callkeeper.config.json_schema"
     )
 
 
@@ -35,12 +36,14 @@ def test_example_validates(validator: jsonschema.Draft202012Validator) -> None:
 
 
 def test_schema_shows_the_model_defaults(validator: jsonschema.Draft202012Validator) -> None:
-    ring_group = validator.schema["properties"]["ring_groups"]["additionalProperties"]
+    schema = validator.schema
+    assert isinstance(schema, Mapping)
+    ring_group = schema["properties"]["ring_groups"]["additionalProperties"]
     assert ring_group["properties"]["ring_seconds"]["default"] == 20
     assert ring_group["properties"]["strategy"]["default"] == "ring_all"
-    line = validator.schema["properties"]["lines"]["additionalProperties"]
+    line = schema["properties"]["lines"]["additionalProperties"]
     assert line["properties"]["after_hours"]["default"] == "voicemail"
-    assert validator.schema["properties"]["http"]["default"] == {"listen": "127.0.0.1:8090"}
+    assert schema["properties"]["http"]["default"] == {"listen": "127.0.0.1:8090"}
 
 
 SMALL = {"asterisk": {"password": "pw"}, "lines": {"main": {"numbers": ["100"], "route": "voicemail"}}}

@@ -9,6 +9,7 @@ import pytest
 from callkeeper.config.loader import ConfigProblem
 from callkeeper.config.model import TimeRange
 from tests.unit.test_config_loader import (
+    API_TOKEN,
     ASTERISK,
     ISSUE_CONFIG,
     MINIMAL,
@@ -393,23 +394,44 @@ sms_providers:
 # -- addresses -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("listen", ["127.0.0.1:8090", "127.0.0.53:80", "[::1]:8090", "localhost:8090"])
-def test_loopback_listen_needs_no_token(listen: str) -> None:
-    config = load(MINIMAL + f'http: {{listen: "{listen}"}}\n')
-    assert config.http.token is None
+@pytest.mark.parametrize(
+    "listen", ["127.0.0.1:8090", "127.0.0.53:80", "[::1]:8090", "localhost:8090", "0.0.0.0:8090", "[::]:8090"]
+)
+def test_the_api_always_needs_a_token(listen: str) -> None:
+    [problem] = problems(MINIMAL + f'http: {{listen: "{listen}"}}\n')
+    assert (problem.path, problem.line) == ("http.token", 4)
+    assert problem.message.startswith(
+        "required: the API always needs a bearer token of at least 32 characters"
+    )
+    assert "`callkeeper new-token` or `openssl rand -hex 32`" in problem.message
+    config = load(MINIMAL + f'http: {{listen: "{listen}", token: {API_TOKEN}}}\n')
     assert f"{config.http.host}:{config.http.port}".endswith(listen.replace("[", "").replace("]", ""))
 
 
-@pytest.mark.parametrize("listen", ["0.0.0.0:8090", "[::]:8090", "192.0.2.10:8090", "pbx.example.com:8090"])
-def test_listening_beyond_loopback_requires_a_token(listen: str) -> None:
-    [problem] = problems(MINIMAL + f'http: {{listen: "{listen}"}}\n')
-    assert problem.path == "http.listen"
-    assert "requires http.token" in problem.message
-    load(MINIMAL + f'http: {{listen: "{listen}", token: t}}\n')
+def test_a_token_shorter_than_32_characters_is_refused() -> None:
+    [problem] = problems(MINIMAL + f"http:\n  listen: 127.0.0.1:8090\n  token: {API_TOKEN[:31]}\n")
+    assert (problem.path, problem.line) == ("http.token", 6)
+    assert problem.message.startswith("too short: at least 32 characters")
+    assert API_TOKEN[:31] not in problem.message
+
+
+def test_host_names_and_public_url() -> None:
+    config = load(
+        MINIMAL
+        + f"http: {{token: {API_TOKEN}, names: [pbx.example.com], public_url: 'https://pbx.example.com/ck/'}}\n"
+    )
+    assert (config.http.names, config.http.public_url) == (("pbx.example.com",), "https://pbx.example.com/ck")
+    found = problems(
+        MINIMAL + f"http: {{token: {API_TOKEN}, names: ['a b'], public_url: 'https://x/?a=1'}}\n"
+    )
+    assert [(p.path, p.message) for p in found] == [
+        ("http.names.0", "expected a host name like pbx.example.com, got 'a b'"),
+        ("http.public_url", "a base URL has no query or fragment"),
+    ]
 
 
 def test_ipv6_listen_address() -> None:
-    config = load(MINIMAL + 'http: {listen: "[2001:db8::1]:9000", token: t}\n')
+    config = load(MINIMAL + f'http: {{listen: "[2001:db8::1]:9000", token: {API_TOKEN}}}\n')
     assert (config.http.host, config.http.port) == ("2001:db8::1", 9000)
 
 
@@ -424,7 +446,7 @@ def test_ipv6_listen_address() -> None:
     ],
 )
 def test_bad_listen_addresses(listen: str, message: str) -> None:
-    problem = problem_at(MINIMAL + f'http: {{listen: "{listen}", token: t}}\n', "http.listen")
+    problem = problem_at(MINIMAL + f'http: {{listen: "{listen}", token: {API_TOKEN}}}\n', "http.listen")
     assert problem.message == message
 
 
@@ -483,3 +505,27 @@ def test_values_from_the_environment_are_not_repeated_in_problems() -> None:
 def test_names_are_plain() -> None:
     problem = problem_at(ASTERISK + 'users: {"al ice": {endpoint: PJSIP/a}}\n' + ONE_LINE, "users.al ice")
     assert problem.message == "expected a name of letters, digits, '-' and '_' as the key, got 'al ice'"
+
+
+def test_inbox_lines_name_lines_and_the_inbox_keys_load() -> None:
+    text = (
+        ASTERISK
+        + """\
+users:
+  alice: {endpoint: PJSIP/alice, inbox_lines: [mian, main], web_password_hash: "$scrypt$n=16384$abc"}
+  bob: {endpoint: PJSIP/bob, inbox_lines: []}
+lines:
+  main: {numbers: ["100"], route: user:alice}
+"""
+    )
+    found = {(p.path, p.line): p.message for p in problems(text)}
+    assert (
+        found[("users.alice.inbox_lines.0", 5)]
+        == "'mian' is not a line (did you mean 'main'?); lines known: main"
+    )
+    assert ("users.bob.inbox_lines", 6) in found  # an empty list would show nothing: say so instead
+
+    config = load(ASTERISK + "users:\n  alice: {endpoint: PJSIP/alice, inbox_lines: [main]}\n" + ONE_LINE)
+    assert config.users["alice"].inbox_lines == ("main",)
+    assert config.users["alice"].web_password_hash is None
+    assert config.asterisk.voicemail_spool == "/var/spool/asterisk/voicemail"

@@ -49,8 +49,16 @@ def test_text_event(direction: Direction, outcome: Outcome, event: str | None) -
 
 def test_outbound_calls_text_the_dialed_party() -> None:
     outbound = call(direction=Direction.OUTBOUND, caller=LINE_NUMBER)
-    assert rules.customer_number(outbound) == outbound.dialed
-    assert rules.customer_number(call(caller=MOBILE)) == MOBILE
+    assert outbound.customer == outbound.dialed
+    assert call(caller=MOBILE).customer == MOBILE
+
+
+def test_an_outbound_call_answered_by_the_user_alone_did_not_reach_the_customer() -> None:
+    user_only = call(direction=Direction.OUTBOUND, outcome=Outcome.ABANDONED, answered_by="alice")
+    assert not user_only.customer_answered
+    assert call(direction=Direction.OUTBOUND, outcome=Outcome.ANSWERED, answered_by="alice").customer_answered
+    assert call(outcome=Outcome.ANSWERED, answered_by="alice").customer_answered
+    assert not call(outcome=Outcome.MISSED).customer_answered
 
 
 def test_ignored_and_dead_end_calls_are_never_followed_up() -> None:

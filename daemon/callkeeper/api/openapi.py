@@ -7,6 +7,7 @@ from functools import cache
 from typing import Any
 
 from callkeeper import __version__
+from callkeeper.inbox.model import DEFAULT_INBOX_LIMIT, MAX_INBOX_LIMIT, InboxState
 from callkeeper.records import Direction, Outcome, Reason
 
 # The contract, shared by the server's validation and this document.
@@ -21,6 +22,7 @@ SETTABLE_PRESENCE = ("available", "away")
 LINE_MODES = ("open", "closed", "auto")
 OUTCOMES = tuple(outcome.value for outcome in Outcome)
 OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "held", "cancelled")
+REASONS = tuple(reason.value for reason in Reason)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -139,6 +141,81 @@ SCHEMAS: dict[str, Any] = {
             "at": NULLABLE_DATE_TIME,
         }
     ),
+    "InboxVoicemail": _obj(
+        {"call_id": STRING, "seconds": {"type": "integer", "minimum": 0}, "mailbox": STRING}
+    ),
+    "InboxText": _obj(
+        {
+            "call_id": STRING,
+            "to": STRING,
+            "status": {"type": "string", "enum": list(OUTBOX_STATUSES)},
+            "created_at": DATE_TIME,
+            "sent_at": NULLABLE_DATE_TIME,
+            "detail": STRING,
+            "body": {"type": "string", "description": "What the text says (empty if it was never written)."},
+        }
+    ),
+    "InboxItem": {
+        **_obj(
+            {
+                "call_id": STRING,
+                "call_ids": {"type": "array", "items": STRING, "minItems": 1},
+                "caller": STRING,
+                "line": STRING,
+                "direction": {"type": "string", "enum": [d.value for d in Direction]},
+                "outcome": {"type": "string", "enum": list(OUTCOMES)},
+                "reason": {"type": "string", "enum": list(REASONS)},
+                "reason_text": STRING,
+                "started_at": DATE_TIME,
+                "waited_seconds": {"type": "number", "minimum": 0},
+                "attempts": {"type": "integer", "minimum": 0},
+                "voicemail": _nullable(_ref("InboxVoicemail")),
+                "followup_text": _nullable(_ref("InboxText")),
+                "state": {"type": "string", "enum": [s.value for s in InboxState]},
+                "handled_by": NULLABLE_STRING,
+                "handled_at": NULLABLE_DATE_TIME,
+                "note": NULLABLE_STRING,
+                "resolved_by": NULLABLE_STRING,
+                "short": {"type": "boolean"},
+                "ignored": {"type": "boolean"},
+            }
+        ),
+        "description": "One caller on one line with every call not yet worked: `call_id`, `outcome` and "
+        "`reason` are the latest call's (a callback that did not reach them is one), `reason_text` says it "
+        "in plain words; `attempts` counts their calls and the callbacks that rang them in vain. "
+        "`resolved_by` is the answered call that closed the item by itself.",
+    },
+    "InboxList": _obj({"items": {"type": "array", "items": _ref("InboxItem")}}),
+    "HandledRequest": {
+        "type": "object",
+        "properties": {"by": NAME, "note": {"type": ["string", "null"], "maxLength": 2000}},
+        "required": ["by"],
+        "additionalProperties": False,
+    },
+    "CallbackRequest": _obj({"user": NAME}),
+    "Callback": _obj({"call_id": STRING}),
+    "DailyReportRow": _obj(
+        {
+            "line": STRING,
+            "day": {"type": "string", "format": "date"},
+            **{
+                name: {"type": "integer", "minimum": 0}
+                for name in (
+                    "calls",
+                    "answered",
+                    "missed",
+                    "abandoned",
+                    "short_abandons",
+                    "ignored",
+                    "voicemails",
+                )
+            },
+            "called_back_share": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+            "callback_median_seconds": {"type": ["number", "null"], "minimum": 0},
+            "callback_p90_seconds": {"type": ["number", "null"], "minimum": 0},
+        }
+    ),
+    "DailyReport": _obj({"rows": {"type": "array", "items": _ref("DailyReportRow")}}),
     "Health": _obj({"status": {"const": "ok"}}),
     "Readiness": _obj(
         {
@@ -179,6 +256,10 @@ RESPONSES: dict[str, Any] = {
     "TooLarge": _error(f"The body is larger than {MAX_BODY_BYTES // 1024} KiB."),
     "Unprocessable": _error("The JSON body has unknown or missing fields or an invalid value."),
     "Conflict": _error("Nobody is free to take the call."),
+    "InboxConflict": _error("The item is handled already, or nobody is free to take the call."),
+    "Gone": _error("The voicemail message was deleted meanwhile."),
+    "NotWav": _error("The message was not recorded as WAV (voicemail.conf `format = wav`)."),
+    "SpoolMissing": _error("asterisk.voicemail_spool is not a folder this host can read."),
 }
 
 
@@ -188,9 +269,12 @@ def _errors(*names: str) -> dict[str, Any]:
         "Unauthorized": "401",
         "NotFound": "404",
         "Conflict": "409",
+        "InboxConflict": "409",
+        "Gone": "410",
         "TooLarge": "413",
         "UnsupportedMediaType": "415",
         "Unprocessable": "422",
+        "SpoolMissing": "503",
     }
     return {codes[name]: {"$ref": f"#/components/responses/{name}"} for name in ("Unauthorized", *names)}
 
@@ -205,6 +289,21 @@ NUMBER = _path_param(
     "number", {"type": "string", "pattern": f"^{E164}$"}, "An E.164 number; send '+' as is or as %2B."
 )
 BODY_ERRORS = ("BadRequest", "NotFound", "TooLarge", "UnsupportedMediaType", "Unprocessable")
+CALL_ID_PARAMETER = _path_param(
+    "call_id", {"type": "string", "pattern": f"^{CALL_ID}$"}, "The call's id (its first channel's id)."
+)
+INBOX_CALL = _path_param(
+    "call_id", {"type": "string", "pattern": f"^{CALL_ID}$"}, "The id of any call of the item."
+)
+
+
+def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    parameter = {"name": name, "in": "query", "schema": schema}
+    return parameter | ({"description": description} if description else {})
+
+
+DAY = {"type": "string", "format": "date"}
+FLAG = {"type": "string", "enum": ["true", "false"], "default": "false"}
 
 
 def _body(schema: str) -> dict[str, Any]:
@@ -276,24 +375,133 @@ PATHS: dict[str, Any] = {
                     "without an offset it is UTC.",
                     "schema": {"type": "string", "format": "date-time"},
                 },
+                _query(
+                    "until",
+                    {"type": "string", "format": "date-time"},
+                    "Only calls started before this ISO 8601 date-time; without an offset it is UTC.",
+                ),
                 {"name": "line", "in": "query", "schema": NAME},
                 {"name": "outcome", "in": "query", "schema": {"type": "string", "enum": list(OUTCOMES)}},
+                _query(
+                    "format",
+                    {"type": "string", "enum": ["json", "csv"], "default": "json"},
+                    f"csv: one row per call with a header row (the report's calls, for a spreadsheet); "
+                    f"`limit` then defaults to {MAX_LIMIT}. More: ask again with `until` set to the "
+                    "oldest row's started_at.",
+                ),
             ],
-            "responses": {"200": _json(_ref("CallList"), "The calls."), **_errors("BadRequest")},
+            "responses": {
+                "200": {
+                    "description": "The calls, each with its texts and webhooks.",
+                    "content": {
+                        "application/json": {"schema": _ref("CallList")},
+                        "text/csv": {"schema": STRING},
+                    },
+                },
+                **_errors("BadRequest"),
+            },
         }
     },
     "/api/v1/calls/{call_id}": {
         "get": {
             "operationId": "getCall",
             "summary": "One call record.",
-            "parameters": [
-                _path_param(
-                    "call_id",
-                    {"type": "string", "pattern": f"^{CALL_ID}$"},
-                    "The call's id (its first channel's id).",
-                )
-            ],
+            "parameters": [CALL_ID_PARAMETER],
             "responses": {"200": _json(_ref("Call"), "The call."), **_errors("BadRequest", "NotFound")},
+        }
+    },
+    "/api/v1/calls/{call_id}/voicemail": {
+        "get": {
+            "operationId": "getVoicemail",
+            "summary": "The voicemail message the call left, as WAV (read from asterisk.voicemail_spool).",
+            "parameters": [CALL_ID_PARAMETER],
+            "responses": {
+                "200": {
+                    "description": "The message.",
+                    "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}},
+                },
+                **_errors("BadRequest", "NotFound", "Gone", "SpoolMissing"),
+                "415": {"$ref": "#/components/responses/NotWav"},
+            },
+        }
+    },
+    "/api/v1/inbox": {
+        "get": {
+            "operationId": "listInbox",
+            "summary": "The missed-call inbox: one item per caller and line, newest first.",
+            "description": "Items whose calls were all short abandons (or all ignored) are left out unless "
+            "asked for.",
+            "parameters": [
+                _query("state", {"type": "string", "enum": [s.value for s in InboxState], "default": "open"}),
+                _query("line", NAME),
+                _query(
+                    "limit",
+                    {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_INBOX_LIMIT,
+                        "default": DEFAULT_INBOX_LIMIT,
+                    },
+                ),
+                _query("outcome", {"type": "string", "enum": list(OUTCOMES)}, "Of the latest call."),
+                _query("reason", {"type": "string", "enum": list(REASONS)}, "Of the latest call."),
+                _query("number", {"type": "string", "pattern": "^[0-9+*#]{1,32}$"}, "Part of the number."),
+                _query("from", DAY, "Latest missed call on or after this day (UTC)."),
+                _query("to", DAY, "Latest missed call on or before this day (UTC)."),
+                _query("show_short_abandons", FLAG),
+                _query("show_ignored", FLAG),
+            ],
+            "responses": {"200": _json(_ref("InboxList"), "The items."), **_errors("BadRequest", "NotFound")},
+        }
+    },
+    "/api/v1/inbox/{call_id}": {
+        "parameters": [INBOX_CALL],
+        "get": {
+            "operationId": "getInboxItem",
+            "summary": "The inbox item one of whose calls this is.",
+            "responses": {"200": _json(_ref("InboxItem"), "The item."), **_errors("BadRequest", "NotFound")},
+        },
+    },
+    "/api/v1/inbox/{call_id}/handled": {
+        "parameters": [INBOX_CALL],
+        "post": {
+            "operationId": "markInboxHandled",
+            "summary": "Mark the item handled by a user, with an optional note.",
+            "requestBody": _body("HandledRequest"),
+            "responses": {
+                "200": _json(_ref("InboxItem"), "The item now."),
+                **_errors(*BODY_ERRORS, "InboxConflict"),
+            },
+        },
+    },
+    "/api/v1/inbox/{call_id}/callback": {
+        "parameters": [INBOX_CALL],
+        "post": {
+            "operationId": "callBackInboxItem",
+            "summary": "Ring the user, then the caller from the line they called; if they answer, the item "
+            "is handled.",
+            "requestBody": _body("CallbackRequest"),
+            "responses": {
+                "202": _json(_ref("Callback"), "The outbound call's id (its record appears under /calls)."),
+                **_errors(*BODY_ERRORS, "InboxConflict"),
+            },
+        },
+    },
+    "/api/v1/reports/daily": {
+        "get": {
+            "operationId": "dailyReport",
+            "summary": "Per line and day (in the line's time zone): calls by verdict, callbacks, voicemails.",
+            "parameters": [
+                _query("line", NAME),
+                _query("from", DAY, "First day (default: 6 days before `to`)."),
+                _query("to", DAY, "Last day (default: today, UTC)."),
+            ],
+            "responses": {
+                "200": _json(
+                    _ref("DailyReport"), "One row per line and day that had calls, by line and day."
+                ),
+                **_errors("BadRequest", "NotFound"),
+            },
         }
     },
     "/api/v1/users": {
@@ -353,8 +561,15 @@ PATHS: dict[str, Any] = {
         "post": {
             "operationId": "inboundSms",
             "summary": "The provider's inbound-message webhook: STOP opts the sender out, START back in.",
-            "description": "Signed by the provider, not with the bearer token: Twilio's X-Twilio-Signature "
-            "(form fields From, Body), or X-Callkeeper-Signature for the webhook provider (JSON from, body).",
+            "description": "Signed by the provider, not with the bearer token. Twilio: X-Twilio-Signature "
+            "over http.public_url (or the URL this server sees) and the form (From, Body, MessageSid). "
+            "The webhook provider: X-Callkeeper-Timestamp (Unix seconds, within 300 s of the server's "
+            "clock) and X-Callkeeper-Signature, `sha256=` and the hex HMAC-SHA256 of `<timestamp>.<raw "
+            "body>` with the provider's secret; the body is JSON {from, body}. Each message is taken "
+            "once: a MessageSid or signature seen before is refused (409). Opt-out words (the whole "
+            "message or its first word): STOP, STOPALL, STOP ALL, UNSUBSCRIBE, CANCEL, END, QUIT, "
+            "OPTOUT, REVOKE; opt-in (the whole message): START, UNSTOP, YES; any case, surrounding "
+            "spaces and punctuation ignored, full-width letters folded.",
             "security": [],
             "requestBody": {
                 "required": True,
@@ -372,8 +587,12 @@ PATHS: dict[str, Any] = {
                     },
                 },
                 "400": {"$ref": "#/components/responses/BadRequest"},
-                "403": _error("The signature does not match, or the message is incomplete."),
+                "403": _error(
+                    "The signature does not match, the timestamp is too far off, or the message is "
+                    "incomplete."
+                ),
                 "404": {"$ref": "#/components/responses/NotFound"},
+                "409": _error("This message was taken before (a replay)."),
                 "413": {"$ref": "#/components/responses/TooLarge"},
             },
         },

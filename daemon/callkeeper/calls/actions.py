@@ -175,6 +175,16 @@ class Log:
 
 
 @dataclass(frozen=True, slots=True)
+class TakeTurn:
+    """`user` took a call of the round-robin `group`: the next call rings the one after them. The
+    shell keeps it in the store, for a restart and for the other hosts (`inputs.TurnTaken`)."""
+
+    call_id: str
+    group: str
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
 class Forget:
     """The call is over: the shell drops its per-call queue and timers after this action."""
 
@@ -200,5 +210,6 @@ Action = (
     | CancelTimer
     | SaveRecord
     | Log
+    | TakeTurn
     | Forget
 )

@@ -81,7 +81,7 @@ class Engine:
         self.calls: dict[str, Call] = {}
         self.routes = Routes()
         self.board = Switchboard()
-        self.accepting = True
+        self._accepting = True
 
     # ------------------------------------------------------------ questions
 
@@ -142,8 +142,11 @@ class Engine:
                 else:
                     self.board.line_overrides[line] = mode
                 return []
+            case ev.TurnTaken(group=group, user=user):
+                self.board.last_taker[group] = user
+                return []
             case ev.StopAccepting():
-                self.accepting = False
+                self._accepting = False
                 return []
             case ev.CallAdopted():
                 return self._adopt(event)
@@ -231,7 +234,7 @@ class Engine:
         if call_id in self.calls:
             return []
         line = self.config.line_for_number(event.dialed)
-        if line is None or not self.accepting:
+        if line is None or not self._accepting:
             return self._not_taken(event, line)
         call = inbound_call(self.config, self.routes, line, event, event.at)
         self.calls[call_id] = call
@@ -286,7 +289,7 @@ class Engine:
         record = event.record
         origin = self.config.lines.get(record.line or "") if record else None
         origin = origin or self.config.line_for_number(event.dialed)
-        if origin is None or not self.accepting:
+        if origin is None or not self._accepting:
             arrived = ev.CallArrived(
                 event.channel_id, event.caller, event.caller_name, event.dialed, event.at
             )

@@ -162,6 +162,16 @@ class PresenceChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnTaken:
+    """`user` took the last call of the round-robin `group`, as the store says (after a restart, or
+    on another host)."""
+
+    group: str
+    user: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class LineOverrideChanged:
     line: str
     mode: Override
@@ -220,6 +230,7 @@ Input = (
     | DeviceStateChanged
     | PresenceChanged
     | LineOverrideChanged
+    | TurnTaken
     | StopAccepting
     | CallAdopted
 )

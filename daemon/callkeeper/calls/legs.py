@@ -29,6 +29,7 @@ from callkeeper.calls.call import (
 )
 from callkeeper.calls.journey import Answered, RangOut, RangOutWhy, Stage
 from callkeeper.calls.switchboard import Switchboard
+from callkeeper.config.model import Strategy
 
 # After the ring time the legs still ringing are hung up and the attempt ends when Asterisk says they
 # are gone, so that a caller who hung up first (by Asterisk's clock) is seen to have done so. This
@@ -90,6 +91,8 @@ def _answered(call: Call, board: Switchboard, leg: Leg) -> Next:
         board.talking[leg.user] = call.id
         if group is not None:
             board.last_taker[group.name] = leg.user
+            if group.strategy is Strategy.ROUND_ROBIN:
+                out.append(act.TakeTurn(call.id, group.name, leg.user))
     call.bridged = True
     out += [*call.answer(), act.BridgeChannels(call.id, call.bridge_id, (call.channel_id, leg.id))]
     return Next(out, Connecting(leg.id, leg.user, stage))

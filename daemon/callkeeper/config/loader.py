@@ -1,35 +1,27 @@
 """Reads callkeeper.yaml into the frozen `config.model.Config`, or fails with every problem at once.
 
-The YAML is composed into a node tree (never constructed), so every value keeps its line. First the
-tree is checked against the shape in `config.schema` (keys, types, formats, `${NAME}` and
-`<key>_file` secrets); then each section is built into the model and checked for meaning (time
-ranges, time zones, numbers, templates); last come the cross-references (destinations, ring group
-members, shared numbers, line loops, dialing out, the API token). Problems are collected, never
-raised one by one.
+First the YAML node tree is checked against the shape in `config.json_schema` by `config.shapes`
+(keys, types, formats, ranges, `${NAME}` and `<key>_file` secrets); then each section is built into
+the model and checked for meaning (time ranges, time zones, numbers, templates); last come the
+cross-references (destinations, ring group members, shared numbers, line loops, dialing out, the
+API token). Problems are collected, never raised one by one.
 """
 
 from __future__ import annotations
 
-import difflib
+import asyncio
 import ipaddress
-import math
 import os
-import re
 import string
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
-from typing import TypeAlias
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-import yaml
-from yaml.constructor import SafeConstructor
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from callkeeper.config import schema
+from callkeeper.config import json_schema
 from callkeeper.config.model import (
     TEMPLATE_VARIABLES,
     AsteriskConfig,
@@ -56,44 +48,33 @@ from callkeeper.config.model import (
     User,
     Webhook,
 )
+from callkeeper.config.shapes import (
+    MAX_FILE_BYTES,
+    Checker,
+    ConfigError,
+    ConfigProblem,
+    Data,
+    Problems,
+    Section,
+    compose,
+    did_you_mean,
+    join,
+    read_limited,
+)
+from callkeeper.tollfraud import dial_out_refusal
 
-__all__ = ["ConfigError", "ConfigProblem", "check_config", "load_config", "load_config_text"]
+__all__ = [
+    "ConfigError",
+    "ConfigProblem",
+    "check_config",
+    "load_config",
+    "load_config_in_thread",
+    "load_config_text",
+]
 
-Data: TypeAlias = "str | int | float | bool | list[Data] | dict[str, Data]"
-Section: TypeAlias = "dict[str, Data]"
-
-_TAG = "tag:yaml.org,2002:"
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_YAML_LOADER = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader  # same nodes, faster
-_SCALARS = SafeConstructor()
 _WHOLE_DAY = TimeRange(time(0, 0), time.max)
+MIN_TOKEN_LENGTH = 32
 _MISSED_CALL_ACTIONS = (DestinationKind.VOICEMAIL, DestinationKind.LINE, DestinationKind.EXTERNAL)
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigProblem:
-    """One thing wrong with the file: where (a dotted YAML path and its line) and what."""
-
-    path: str
-    line: int
-    message: str
-
-    def format(self, source: str) -> str:
-        where = f"{source}:{self.line}" if self.line else source
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
-
-
-class ConfigError(Exception):
-    """The file is not a valid configuration; `str()` lists every problem, one per line."""
-
-    def __init__(self, problems: list[ConfigProblem], source: str = "<config>") -> None:
-        unique = list(dict.fromkeys(problems))
-        self.problems = sorted(unique, key=lambda problem: problem.line)
-        self.source = source
-        super().__init__("\n".join(self.lines()))
-
-    def lines(self) -> list[str]:
-        return [problem.format(self.source) for problem in self.problems]
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
@@ -101,31 +82,26 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     relative `<key>_file` paths are relative to the file's directory."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+        text = read_limited(file, MAX_FILE_BYTES)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
         raise ConfigError([ConfigProblem("", 0, f"cannot read the file: {error}")], str(file)) from None
     return load_config_text(text, str(file), os.environ if env is None else env, base_dir=file.parent)
+
+
+async def load_config_in_thread(path: str | os.PathLike[str]) -> Config:
+    """`load_config` in a worker thread, for a reload: parsing a big file must not stall the event
+    loop (and the systemd watchdog with it)."""
+    return await asyncio.to_thread(load_config, path)
 
 
 def load_config_text(
     text: str, source_name: str, env: Mapping[str, str], *, base_dir: Path | None = None
 ) -> Config:
-    try:
-        root = yaml.compose(text, Loader=_YAML_LOADER)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        message = " ".join(part for part in (error.context, error.problem) if part)
-        problem = ConfigProblem("", mark.line + 1 if mark else 0, f"not valid YAML: {message}")
-        raise ConfigError([problem], source_name) from None
-    except yaml.YAMLError as error:
-        raise ConfigError([ConfigProblem("", 0, f"not valid YAML: {error}")], source_name) from None
-    if root is None:
-        raise ConfigError([ConfigProblem("", 1, "the file is empty")], source_name)
-    loader = _Loader(env, base_dir or Path.cwd())
-    data = loader.check_obj(root, schema.FILE, "")
-    config = loader.build(data) if data is not None else None
-    if loader.problems or config is None:
-        raise ConfigError(loader.problems, source_name)
+    checker = Checker(env, base_dir or Path.cwd())
+    data = checker.check_file(compose(text, source_name), json_schema.FILE)
+    config = _Builder(checker.problems).build(data) if data is not None else None
+    if checker.problems.found or config is None:
+        raise ConfigError(checker.problems.found, source_name)
     return config
 
 
@@ -136,38 +112,6 @@ def check_config(path: str | os.PathLike[str]) -> list[str]:
     except ConfigError as error:
         return error.lines()
     return []
-
-
-def _join(path: str, key: str | int) -> str:
-    return f"{path}.{key}" if path else str(key)
-
-
-def _line(node: Node) -> int:
-    return node.start_mark.line + 1
-
-
-def _is_null(node: Node) -> bool:
-    return isinstance(node, ScalarNode) and node.tag == _TAG + "null"
-
-
-def _describe(node: Node) -> str:
-    if isinstance(node, MappingNode):
-        return "a mapping"
-    if isinstance(node, SequenceNode):
-        return "a list"
-    kind = node.tag.removeprefix(_TAG)
-    if kind == "null":
-        return "nothing"
-    if kind in ("int", "float"):
-        return f"the number {node.value}"
-    if kind == "bool":
-        return str(node.value)
-    return f"{node.value!r}"
-
-
-def _did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(candidates), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _known(names: Iterable[str]) -> str:
@@ -266,269 +210,15 @@ def _opt_section(section: Section, key: str) -> Section | None:
     return value if isinstance(value, dict) else None
 
 
-class _Loader:
-    def __init__(self, env: Mapping[str, str], base_dir: Path) -> None:
-        self.env = env
-        self.base_dir = base_dir
-        self.problems: list[ConfigProblem] = []
-        self.lines: dict[str, int] = {"": 1}
+class _Builder:
+    """Builds the model from checked data and checks its meaning; `lines` and `problems` are shared
+    with the shape check, so that problems of meaning are reported at their YAML line too."""
+
+    def __init__(self, problems: Problems) -> None:
+        self.problems = problems
         self.destinations: list[tuple[str, Destination]] = []
         self.dial_outs: list[tuple[str, str]] = []
         self.names: dict[str, set[str]] = {}
-
-    def problem(self, path: str, message: str, line: int | None = None) -> None:
-        self.problems.append(ConfigProblem(path, self.line_of(path) if line is None else line, message))
-
-    def line_of(self, path: str) -> int:
-        while path not in self.lines:
-            path = path.rpartition(".")[0]
-        return self.lines[path]
-
-    # -- the shape ---------------------------------------------------------------------------------
-
-    def check(self, node: Node, shape: schema.Shape, path: str) -> Data | None:
-        """The value of `node` if it has `shape`, else None (with the problems recorded)."""
-        match shape:
-            case schema.Text():
-                return self.check_text(node, shape, path)
-            case schema.Integer(minimum=minimum):
-                if not (isinstance(node, ScalarNode) and node.tag == _TAG + "int"):
-                    self.problem(path, f"expected an integer, got {_describe(node)}")
-                    return None
-                number = _SCALARS.construct_yaml_int(node)
-                if minimum is not None and number < minimum:
-                    self.problem(path, f"must be at least {minimum}, not {number}")
-                    return None
-                return number
-            case schema.Number():
-                if not (isinstance(node, ScalarNode) and node.tag in (_TAG + "int", _TAG + "float")):
-                    self.problem(path, f"expected a number of seconds, got {_describe(node)}")
-                    return None
-                if node.tag == _TAG + "int":
-                    seconds = float(_SCALARS.construct_yaml_int(node))
-                else:
-                    seconds = _SCALARS.construct_yaml_float(node)
-                if not 0 < seconds < math.inf:
-                    self.problem(path, f"must be a positive number of seconds, not {node.value}")
-                    return None
-                return seconds
-            case schema.Flag():
-                if not (isinstance(node, ScalarNode) and node.tag == _TAG + "bool"):
-                    self.problem(path, f"expected true or false, got {_describe(node)}")
-                    return None
-                return _SCALARS.construct_yaml_bool(node)
-            case schema.ListOf():
-                return self.check_list(node, shape, path)
-            case schema.MapOf():
-                return self.check_map(node, shape, path)
-            case schema.Obj():
-                return self.check_obj(node, shape, path)
-            case schema.Tagged():
-                return self.check_tagged(node, shape, path)
-        raise AssertionError(shape)
-
-    def check_text(self, node: Node, shape: schema.Text, path: str) -> str | None:
-        expect = shape.expect or "a string"
-        if not isinstance(node, ScalarNode) or _is_null(node):
-            self.problem(path, f"expected {expect}, got {_describe(node)}")
-            return None
-        value = self.substitute(node.value, path)
-        if value is None:
-            return None
-        if not value:
-            self.problem(path, "must not be empty")
-            return None
-        # What came from the environment is not repeated: it may be a credential.
-        shown = repr(value) if value == node.value else f"{node.value!r} (substituted)"
-        if shape.choices and value not in shape.choices:
-            choices = ", ".join(shape.choices)
-            self.problem(path, f"must be one of {choices}, not {shown}{_did_you_mean(value, shape.choices)}")
-            return None
-        if shape.pattern is not None and not re.fullmatch(shape.pattern, value):
-            self.problem(path, f"expected {expect}, got {shown}")
-            return None
-        return Secret(value) if shape.secret else value
-
-    def substitute(self, raw: str, path: str) -> str | None:
-        """`raw` with each `${NAME}` replaced from the environment."""
-        missing: list[str] = []
-
-        def lookup(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in self.env:
-                missing.append(name)
-                return ""
-            return self.env[name]
-
-        value = _ENV_REFERENCE.sub(lookup, raw)
-        for name in missing:
-            self.problem(path, f"environment variable {name} is not set")
-        malformed = "${" in _ENV_REFERENCE.sub("", raw)
-        if malformed:
-            self.problem(path, "malformed ${...}: write ${NAME} with letters, digits and _")
-        return None if missing or malformed else value
-
-    def check_secret_file(self, node: Node, path: str) -> Secret | None:
-        name = self.check_text(node, schema.Text(expect="a file path"), path)
-        if name is None:
-            return None
-        file = self.base_dir / name
-        try:
-            content = file.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as error:
-            self.problem(path, f"cannot read {file}: {getattr(error, 'strerror', None) or error}")
-            return None
-        if not content:
-            self.problem(path, f"{file} is empty")
-            return None
-        return Secret(content)
-
-    def check_list(self, node: Node, shape: schema.ListOf, path: str) -> list[Data] | None:
-        """All items, or None if any is wrong (so that item indexes in later messages stay right)."""
-        if not isinstance(node, SequenceNode):
-            self.problem(path, f"expected a list, got {_describe(node)}")
-            return None
-        if len(node.value) < shape.min_items:
-            self.problem(path, "must not be empty")
-            return None
-        items: list[Data] = []
-        for index, item_node in enumerate(node.value):
-            item_path = _join(path, index)
-            self.lines[item_path] = _line(item_node)
-            item = self.check(item_node, shape.item, item_path)
-            if item is not None:
-                items.append(item)
-        return items if len(items) == len(node.value) else None
-
-    def check_map(self, node: Node, shape: schema.MapOf, path: str) -> Section | None:
-        pairs = self.pairs(node, path)
-        if pairs is None:
-            return None
-        if len(pairs) < shape.min_items:
-            self.problem(path, "must have at least one entry")
-        entries: Section = {}
-        for key, line, value_node in pairs:
-            entry_path = _join(path, key)
-            self.lines[entry_path] = line
-            if shape.key.pattern is not None and not re.fullmatch(shape.key.pattern, key):
-                self.problem(entry_path, f"expected {shape.key.expect} as the key, got {key!r}")
-                continue
-            value = self.check(value_node, shape.value, entry_path)
-            if value is None and isinstance(shape.value, schema.Obj | schema.Tagged):
-                # Keeps the name known, so that references to it do not fail as well.
-                value = shape.value.defaults() if isinstance(shape.value, schema.Obj) else {}
-            if value is not None:
-                entries[key] = value
-        return entries
-
-    def check_obj(self, node: Node, shape: schema.Obj, path: str) -> Section | None:
-        """The known keys that have the right shape, with the defaults of absent ones."""
-        pairs = self.pairs(node, path)
-        if pairs is None:
-            return None
-        present = {key: (line, value_node) for key, line, value_node in pairs}
-        known = {f.name for f in shape.fields}
-        known |= {
-            f"{f.name}_file" for f in shape.fields if isinstance(f.shape, schema.Text) and f.shape.secret
-        }
-        for key, line, _ in pairs:
-            if key not in known:
-                self.problem(_join(path, key), f"unknown key {key!r}{_did_you_mean(key, known)}", line)
-        section: Section = {}
-        for f in shape.fields:
-            field_path = _join(path, f.name)
-            value = self.check_field(f, present, path)
-            if value is None and f.default is not None:
-                value = f.default
-            if value is not None:
-                section[f.name] = value
-            elif f.required:
-                given = field_path in self.lines or _join(path, f"{f.name}_file") in self.lines
-                if not given:
-                    alternative = (
-                        f" (or {f.name}_file)" if isinstance(f.shape, schema.Text) and f.shape.secret else ""
-                    )
-                    self.problem(
-                        field_path, f"missing required key {f.name!r}{alternative}", self.line_of(path)
-                    )
-        chosen = [name for name in shape.one_of if name in present and not _is_null(present[name][1])]
-        if shape.one_of and len(chosen) != 1:
-            self.problem(path, f"give exactly one of {' or '.join(shape.one_of)}")
-        return section
-
-    def check_field(self, f: schema.Field, present: Mapping[str, tuple[int, Node]], path: str) -> Data | None:
-        field_path = _join(path, f.name)
-        given = present.get(f.name)
-        from_file = present.get(f"{f.name}_file") if isinstance(f.shape, schema.Text) else None
-        if given is not None:
-            self.lines[field_path] = given[0]
-        if given is not None and from_file is not None:
-            self.problem(field_path, f"give {f.name} or {f.name}_file, not both")
-            return None
-        if given is not None:
-            value_node = given[1]
-            if _is_null(value_node):
-                if f.required:
-                    self.problem(field_path, "missing value")
-                return None
-            return self.check(value_node, f.shape, field_path)
-        if from_file is not None:
-            file_path = f"{field_path}_file"
-            self.lines[file_path] = from_file[0]
-            return self.check_secret_file(from_file[1], file_path)
-        return None
-
-    def check_tagged(self, node: Node, shape: schema.Tagged, path: str) -> Section | None:
-        if not isinstance(node, MappingNode):
-            self.problem(path, f"expected a mapping, got {_describe(node)}")
-            return None
-        tag_path = _join(path, shape.tag)
-        tag_node = next(
-            (value for key, value in node.value if isinstance(key, ScalarNode) and key.value == shape.tag),
-            None,
-        )
-        choices = ", ".join(shape.variants)
-        if tag_node is None:
-            self.problem(tag_path, f"missing required key {shape.tag!r} (one of {choices})", _line(node))
-            return None
-        variant = shape.variants.get(tag_node.value) if isinstance(tag_node, ScalarNode) else None
-        if variant is None:
-            self.problem(tag_path, f"must be one of {choices}, not {_describe(tag_node)}", _line(tag_node))
-            return None
-        return self.check_obj(node, variant, path)
-
-    def pairs(self, node: Node, path: str) -> list[tuple[str, int, Node]] | None:
-        """The (key, line, value) of a mapping, duplicate keys reported and `<<` merges resolved."""
-        if not isinstance(node, MappingNode):
-            self.problem(path, f"expected a mapping, got {_describe(node)}")
-            return None
-        first_line: dict[str, int] = {}
-        pairs: list[tuple[str, int, Node]] = []
-        merged: list[tuple[str, int, Node]] = []
-        for key_node, value_node in node.value:
-            if key_node.tag == _TAG + "merge":
-                sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
-                for source in sources:
-                    merged.extend(self.pairs(source, path) or [])
-                continue
-            if not isinstance(key_node, ScalarNode):
-                self.problem(path, f"keys must be plain words, not {_describe(key_node)}", _line(key_node))
-                continue
-            key, line = key_node.value, _line(key_node)
-            if key in first_line:
-                self.problem(
-                    _join(path, key), f"duplicate key {key!r} (first at line {first_line[key]})", line
-                )
-                continue
-            first_line[key] = line
-            pairs.append((key, line, value_node))
-        for key, line, value_node in merged:
-            if key not in first_line:
-                first_line[key] = line
-                pairs.append((key, line, value_node))
-        return pairs
-
-    # -- the model ---------------------------------------------------------------------------------
 
     def build(self, root: Section) -> Config | None:
         """The model, checked for meaning; None when a required part is missing."""
@@ -560,8 +250,8 @@ class _Loader:
         self.check_line_loops()
         if self.dial_outs and asterisk is not None and asterisk.outbound_dial is None:
             uses = ", ".join(f"{path} ({number})" for path, number in self.dial_outs)
-            self.problem(
-                "asterisk.outbound_dial", f"required to dial out to {uses}", self.line_of("asterisk")
+            self.problems.add(
+                "asterisk.outbound_dial", f"required to dial out to {uses}", self.problems.line_of("asterisk")
             )
 
         if (
@@ -611,6 +301,7 @@ class _Loader:
             outbound_dial=outbound_dial,
             connect_timeout_seconds=_seconds(section, "connect_timeout_seconds"),
             request_timeout_seconds=_seconds(section, "request_timeout_seconds"),
+            voicemail_spool=_text(section, "voicemail_spool"),
         )
 
     def http(self, section: Section) -> HttpConfig:
@@ -621,28 +312,49 @@ class _Loader:
             host, _, port_text = listen.rpartition(":")
         port = int(port_text)
         if not 1 <= port <= 65535:
-            self.problem("http.listen", f"port {port} is not between 1 and 65535")
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            if listen.startswith("["):
-                self.problem("http.listen", f"{host!r} is not an IPv6 address")
-            loopback = host == "localhost"
-        else:
-            loopback = address.is_loopback
-        if not loopback and token is None:
-            self.problem(
-                "http.listen",
-                f"listening on {host}, beyond this host, requires http.token (or token_file): "
-                "the daemon refuses to serve its API unauthenticated",
-            )
-        return HttpConfig(host=host, port=port, token=token)
+            self.problems.add("http.listen", f"port {port} is not between 1 and 65535")
+        if listen.startswith("["):
+            try:
+                ipaddress.IPv6Address(host)
+            except ValueError:
+                self.problems.add("http.listen", f"{host!r} is not an IPv6 address")
+        generate = "generate one with `callkeeper new-token` or `openssl rand -hex 32`"
+        if token is None:
+            # Not when the section or the token itself is wrong already (reported there).
+            if not any(p.path == "http" or p.path.startswith("http.token") for p in self.problems.found):
+                self.problems.add(
+                    "http.token",
+                    "required: the API always needs a bearer token of at least "
+                    f"{MIN_TOKEN_LENGTH} characters (or token_file); {generate}",
+                )
+        elif len(token.value) < MIN_TOKEN_LENGTH:
+            self.problems.add("http.token", f"too short: at least {MIN_TOKEN_LENGTH} characters ({generate})")
+        public_url = _opt_text(section, "public_url")
+        if public_url is not None:
+            self.check_url(public_url, "http.public_url")
+            if urlsplit(public_url).query or urlsplit(public_url).fragment:
+                self.problems.add("http.public_url", "a base URL has no query or fragment")
+        return HttpConfig(
+            host=host,
+            port=port,
+            token=token,
+            names=tuple(_texts(section, "names")),
+            public_url=public_url.rstrip("/") if public_url is not None else None,
+        )
 
     def user(self, name: str, section: Section) -> User | None:
         path = f"users.{name}"
         backup_number = _opt_text(section, "backup_number")
         if backup_number is not None:
             self.check_dial_out(backup_number, f"{path}.backup_number")
+        inbox_lines = _texts(section, "inbox_lines") if "inbox_lines" in section else None
+        for index, line in enumerate(inbox_lines or ()):
+            if line not in self.names["lines"]:
+                self.problems.add(
+                    join(f"{path}.inbox_lines", index),
+                    f"{line!r} is not a line{did_you_mean(line, self.names['lines'])}; "
+                    f"lines {_known(self.names['lines'])}",
+                )
         endpoint = _opt_text(section, "endpoint")
         if endpoint is None:
             return None
@@ -653,6 +365,8 @@ class _Loader:
             ring_seconds=_int(section, "ring_seconds"),
             mailbox=_opt_text(section, "mailbox"),
             ring_when_busy=_flag(section, "ring_when_busy"),
+            web_password_hash=_opt_secret(section, "web_password_hash"),
+            inbox_lines=tuple(inbox_lines) if inbox_lines is not None else None,
         )
 
     def ring_group(self, name: str, section: Section) -> RingGroup | None:
@@ -666,15 +380,17 @@ class _Loader:
         first_seen: dict[str, str] = {}
         for layer_path, members in layers.items():
             for position, member in enumerate(members):
-                member_path = _join(layer_path, position)
+                member_path = join(layer_path, position)
                 if member not in self.names["users"]:
-                    self.problem(
+                    self.problems.add(
                         member_path,
-                        f"{member!r} is not a user{_did_you_mean(member, self.names['users'])}; "
+                        f"{member!r} is not a user{did_you_mean(member, self.names['users'])}; "
                         f"users {_known(self.names['users'])}",
                     )
                 if member in first_seen:
-                    self.problem(member_path, f"{member!r} is already in this group at {first_seen[member]}")
+                    self.problems.add(
+                        member_path, f"{member!r} is already in this group at {first_seen[member]}"
+                    )
                 first_seen.setdefault(member, member_path)
         if not layers:
             return None
@@ -724,7 +440,7 @@ class _Loader:
         try:
             timezone = ZoneInfo(timezone_name)
         except (ZoneInfoNotFoundError, ValueError):
-            self.problem(
+            self.problems.add(
                 f"{path}.timezone", f"unknown time zone {timezone_name!r}; use a name like America/New_York"
             )
             timezone = ZoneInfo("UTC")
@@ -758,7 +474,7 @@ class _Loader:
             try:
                 holidays.add(date.fromisoformat(text))
             except ValueError:
-                self.problem(f"{path}.holidays.{index}", f"{text!r} is not a date")
+                self.problems.add(f"{path}.holidays.{index}", f"{text!r} is not a date")
         weekly_spec = _opt_section(section, "business_hours")
         if weekly_spec is None:
             # Holidays alone: open around the clock, except on those days.
@@ -774,11 +490,11 @@ class _Loader:
             assert isinstance(ranges, list)
             for index, range_text in enumerate(ranges):
                 assert isinstance(range_text, str)
-                time_range = self.time_range(range_text, _join(days_path, index))
+                time_range = self.time_range(range_text, join(days_path, index))
                 if time_range is None:
                     continue
                 for day in days:
-                    weekly.setdefault(day, []).append((time_range, _join(days_path, index)))
+                    weekly.setdefault(day, []).append((time_range, join(days_path, index)))
         self.check_overlaps(weekly)
         return BusinessHours(
             weekly={
@@ -792,24 +508,24 @@ class _Loader:
         if key == "daily":
             return list(range(7))
         first, _, last = key.partition("-")
-        start = schema.DAY_KEYS.index(first)
-        end = schema.DAY_KEYS.index(last or first)
+        start = json_schema.DAY_KEYS.index(first)
+        end = json_schema.DAY_KEYS.index(last or first)
         if end < start:
-            self.problem(path, f"day range {key!r} runs backwards; days go mon..sun (split it in two)")
+            self.problems.add(path, f"day range {key!r} runs backwards; days go mon..sun (split it in two)")
         return list(range(start, end + 1))
 
     def time_range(self, text: str, path: str) -> TimeRange | None:
         start_text, end_text = text.split("-")
         start, end = _parse_time(start_text), _parse_time(end_text)
         if end < start:
-            self.problem(
+            self.problems.add(
                 path,
                 f"{text!r} crosses midnight; ranges end by 24:00: write {start_text}-24:00 on this day "
                 f"and 00:00-{end_text} on the next",
             )
             return None
         if end == start:
-            self.problem(path, f"{text!r} is empty: a range must end after it starts")
+            self.problems.add(path, f"{text!r} is empty: a range must end after it starts")
             return None
         return TimeRange(start, end)
 
@@ -819,16 +535,18 @@ class _Loader:
             latest: tuple[TimeRange, str] | None = None
             for entry in sorted(entries, key=lambda e: (e[0].start, e[1])):
                 if latest is not None and entry[0].start < latest[0].end:
-                    overlaps.setdefault((entry[1], latest[1]), []).append(schema.DAY_KEYS[day])
+                    overlaps.setdefault((entry[1], latest[1]), []).append(json_schema.DAY_KEYS[day])
                 if latest is None or entry[0].end > latest[0].end:
                     latest = entry
         for (path, other_path), days in overlaps.items():
-            self.problem(path, f"overlaps {other_path} on {', '.join(days)}")
+            self.problems.add(path, f"overlaps {other_path} on {', '.join(days)}")
 
     def missed_calls(self, section: Section, path: str) -> MissedCalls:
         action = self.destination(_text(section, "action"), f"{path}.action")
         if action.kind not in _MISSED_CALL_ACTIONS:
-            self.problem(f"{path}.action", f"must be voicemail, line:NAME or external:+E164, not {action}")
+            self.problems.add(
+                f"{path}.action", f"must be voicemail, line:NAME or external:+E164, not {action}"
+            )
         return MissedCalls(
             action=action,
             mailbox=_opt_text(section, "mailbox"),
@@ -847,27 +565,29 @@ class _Loader:
                 (provider,) = providers
             else:
                 reason = "there are several sms_providers" if providers else "add one under sms_providers"
-                self.problem(f"{path}.provider", f"name the sms provider to send with: {reason}")
+                self.problems.add(f"{path}.provider", f"name the sms provider to send with: {reason}")
         elif provider not in providers:
-            self.problem(
+            self.problems.add(
                 f"{path}.provider",
-                f"no sms provider {provider!r}{_did_you_mean(provider, providers)}; {_known(providers)}",
+                f"no sms provider {provider!r}{did_you_mean(provider, providers)}; {_known(providers)}",
             )
         sender = _opt_text(section, "from")
         if sender is None:
             sender = line_e164
             if sender is None and numbers is not None:
-                self.problem(f"{path}.from", "required: the line has no E.164 number to send from")
+                self.problems.add(f"{path}.from", "required: the line has no E.164 number to send from")
         elif not _valid_e164(sender):
-            self.problem(f"{path}.from", f"{sender} is not a valid E.164 number")
+            self.problems.add(f"{path}.from", f"{sender} is not a valid E.164 number")
         countries = _texts(section, "allowed_countries")
         for index, country in enumerate(countries):
             if country not in phonenumbers.SUPPORTED_REGIONS:
-                self.problem(f"{path}.allowed_countries.{index}", f"{country!r} is not a known region code")
+                self.problems.add(
+                    f"{path}.allowed_countries.{index}", f"{country!r} is not a known region code"
+                )
         if "allowed_countries" not in section:
             region = _region(line_e164 or sender or "")
             if region is None and numbers is not None:
-                self.problem(
+                self.problems.add(
                     f"{path}.allowed_countries", "required: no country follows from the line's numbers"
                 )
             countries = [region] if region else []
@@ -876,7 +596,7 @@ class _Loader:
         if quiet is not None and "start" in quiet and "end" in quiet:
             quiet_hours = QuietHours(_parse_time(_text(quiet, "start")), _parse_time(_text(quiet, "end")))
             if quiet_hours.start == quiet_hours.end:
-                self.problem(f"{path}.quiet_hours", "start and end are the same time")
+                self.problems.add(f"{path}.quiet_hours", "start and end are the same time")
         messages = {
             kind: _text(_section(section, "messages"), kind) for kind in _section(section, "messages")
         }
@@ -901,7 +621,7 @@ class _Loader:
         if kind is None:
             return None
         provider_type = SmsProviderType(kind)
-        variant = schema.SMS_PROVIDER.variants[provider_type]
+        variant = json_schema.SMS_PROVIDER.variants[provider_type]
         settings = {key: value for key, value in section.items() if key != "type" and isinstance(value, str)}
         for key in ("url", "base_url"):
             if key in settings:
@@ -930,7 +650,7 @@ class _Loader:
 
     def opt_destination(self, section: Section, key: str, path: str) -> Destination | None:
         text = _opt_text(section, key)
-        return None if text is None else self.destination(text, _join(path, key))
+        return None if text is None else self.destination(text, join(path, key))
 
     def check_destinations(self) -> None:
         sections = {
@@ -946,15 +666,16 @@ class _Loader:
             elif destination.kind in sections:
                 names = self.names[sections[destination.kind]]
                 if target not in names:
-                    self.problem(
+                    self.problems.add(
                         path,
-                        f"no {destination.kind.value} named {target!r}{_did_you_mean(target, names)}; "
+                        f"no {destination.kind.value} named {target!r}{did_you_mean(target, names)}; "
                         f"{sections[destination.kind]} {_known(names)}",
                     )
 
     def check_dial_out(self, number: str, path: str) -> None:
-        if not _valid_e164(number):
-            self.problem(path, f"{number} is not a valid E.164 number")
+        refusal = dial_out_refusal(number)
+        if refusal is not None:
+            self.problems.add(path, refusal)
         self.dial_outs.append((path, number))
 
     def check_numbers(self, lines: Section) -> None:
@@ -964,7 +685,7 @@ class _Loader:
             for index, number in enumerate(_texts(section, "numbers")):
                 path = f"lines.{name}.numbers.{index}"
                 if number in owner:
-                    self.problem(path, f"{number} is already used by {owner[number]}")
+                    self.problems.add(path, f"{number} is already used by {owner[number]}")
                 owner.setdefault(number, path)
 
     def check_line_loops(self) -> None:
@@ -990,7 +711,7 @@ class _Loader:
                 (path, target) for source in loop for path, target in edges.get(source, []) if target in loop
             )
             listed = ", ".join(f"{path} -> line:{target}" for path, target in hops)
-            self.problem(hops[0][0], f"lines send calls around in a loop: {listed}")
+            self.problems.add(hops[0][0], f"lines send calls around in a loop: {listed}")
 
     @staticmethod
     def reachable(start: str, edges: Mapping[str, list[tuple[str, str]]]) -> set[str]:
@@ -1007,31 +728,40 @@ class _Loader:
         self, template: str, path: str, allowed: Iterable[str], required: str | None = None
     ) -> None:
         try:
-            fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+            parsed = [
+                (name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template)
+            ]
         except ValueError as error:
-            self.problem(path, f"bad template: {error} (write a literal brace as {{{{ or }}}})")
+            self.problems.add(path, f"bad template: {error} (write a literal brace as {{{{ or }}}})")
             return
+        fields = {name for name, _, _ in parsed if name is not None}
+        for name, spec, conversion in parsed:
+            if spec or conversion:
+                # A spec like {line_name:>999999999} would make a gigabyte of text at send time.
+                self.problems.add(
+                    path, f"write variables plainly, like {{{name}}}: no format specs or conversions"
+                )
         allowed = set(allowed)
         for name in sorted(fields - allowed):
             variables = ", ".join(f"{{{variable}}}" for variable in sorted(allowed))
-            self.problem(path, f"unknown variable {{{name}}}; use {variables}")
+            self.problems.add(path, f"unknown variable {{{name}}}; use {variables}")
         if required is not None and required not in fields:
-            self.problem(path, f"must contain {{{required}}}")
+            self.problems.add(path, f"must contain {{{required}}}")
 
     def check_url(self, url: str, path: str) -> None:
         parts = urlsplit(url)
         try:
             parts.port  # noqa: B018 - parsing the port is the check
         except ValueError:
-            self.problem(path, "the URL has a bad port")
+            self.problems.add(path, "the URL has a bad port")
         if parts.username is not None or parts.password is not None:
-            self.problem(path, "credentials do not belong in a URL; give them as their own keys")
+            self.problems.add(path, "credentials do not belong in a URL; give them as their own keys")
         elif not parts.hostname:
-            self.problem(path, "the URL has no host")
+            self.problems.add(path, "the URL has no host")
 
     def check_storage(self, url: str) -> None:
         scheme, _, rest = url.partition("://")
         if scheme == "sqlite" and not rest.strip("/"):
-            self.problem("storage", "sqlite:/// needs a database file path")
-        if scheme == "postgresql" and not urlsplit(url).hostname and "host=" not in url:
-            self.problem("storage", "postgresql:// needs a host")
+            self.problems.add("storage", "sqlite:/// needs a database file path")
+        if scheme in ("postgresql", "postgres") and not urlsplit(url).hostname and "host=" not in url:
+            self.problems.add("storage", f"{scheme}:// needs a host")

@@ -105,13 +105,19 @@ class AsteriskConfig:
     outbound_dial: str | None = None
     connect_timeout_seconds: float = 5.0
     request_timeout_seconds: float = 10.0
+    voicemail_spool: str = "/var/spool/asterisk/voicemail"
 
 
 @dataclass(frozen=True, slots=True)
 class HttpConfig:
+    """`names`: host names clients reach the API by (checked against `Host`); `public_url`: the API's
+    base URL as seen from outside, through a reverse proxy (what SMS providers sign)."""
+
     host: str = "127.0.0.1"
     port: int = 8090
     token: Secret | None = None
+    names: tuple[str, ...] = ()
+    public_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +132,8 @@ class User:
     ring_seconds: int = 20
     mailbox: str | None = None
     ring_when_busy: bool = False
+    web_password_hash: Secret | None = None
+    inbox_lines: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from typing import Any
 from callkeeper.config.model import Config
 from callkeeper.followups import rules
 from callkeeper.records import CallRecord, Followup, utc_iso
-from callkeeper.store.base import OutboxItem, OutboxKind, OutboxStatus, Store
+from callkeeper.store.base import OutboxItem, OutboxKind, OutboxStatus, Store, shown_url
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -24,10 +24,14 @@ def text_key(call_id: str) -> str:
     return f"sms:{call_id}"
 
 
+def webhook_tag(url: str) -> str:
+    """Names a configured webhook in the outbox without its URL, which may carry a token."""
+    return hashlib.sha256(url.encode()).hexdigest()[:12]
+
+
 def webhook_key(event: str, subject: str, url: str) -> str:
     """`subject` is what the event is about: a call id, or a text's idempotency key."""
-    tag = hashlib.sha256(url.encode()).hexdigest()[:12]
-    return f"webhook:{event}:{subject}:{tag}"
+    return f"webhook:{event}:{subject}:{webhook_tag(url)}"
 
 
 def call_body(event: str, record: CallRecord, now: datetime) -> dict[str, Any]:
@@ -50,19 +54,20 @@ class FollowupPlanner:
         self.store = store
 
     async def plan_text(self, record: CallRecord, now: datetime) -> OutboxItem | None:
-        """The text for a finished call, to enqueue as it is: pending (due after the line's delay and
-        quiet hours), held, or cancelled, the last two with the reason in `last_error`. None when the
-        line texts nobody after such a call, or the call already has its text.
+        """The text for a finished call: pending (due after the line's delay and quiet hours), held, or
+        cancelled, the last two with the reason in `last_error`. None when the line texts nobody after
+        such a call, or the call already has its text.
 
-        Asks the store in this order, the caller's text window last: it is reserved only for a text
-        that is going to be sent."""
+        A pending text is enqueued with `Store.enqueue_text`, which reserves the caller's text window
+        in the same transaction (`window_seconds`); if the window is taken, `window_taken` is the text
+        to enqueue instead."""
         line = self.config.lines.get(record.line) if record.line is not None else None
         text = line.followup_text if line is not None else None
         if line is None or text is None or record.outcome is None:
             return None
         if any(item.kind is OutboxKind.SMS for item in await self.store.outbox_for_call(record.id)):
             return None
-        raw = rules.customer_number(record)
+        raw = record.customer
         refusal = rules.not_followed_up(record)
         if refusal is not None:
             return self._refused(record, raw, refusal, now, {})
@@ -86,9 +91,6 @@ class FollowupPlanner:
         guard = rules.outside_countries(screened, line, text) or await self._guard(number, line.name, now)
         if guard is not None:
             return self._refused(record, number, guard, now, payload)
-        window = text.once_per_caller_hours * 3600.0
-        if not await self.store.reserve_text_window(number, line.name, window, now):
-            return self._refused(record, number, rules.Refusal("texted_within_window"), now, payload)
         return OutboxItem.new(
             kind=OutboxKind.SMS,
             idempotency_key=text_key(record.id),
@@ -98,6 +100,24 @@ class FollowupPlanner:
             call_id=record.id,
             line=line.name,
             not_before=rules.first_attempt_at(now, text, line.timezone),
+        )
+
+    def window_seconds(self, item: OutboxItem) -> float:
+        """How long after `item` its caller is not texted again on its line."""
+        line = self.config.lines.get(item.line or "")
+        text = line.followup_text if line is not None else None
+        if text is None:
+            raise ValueError(f"line {item.line!r} sends no texts")
+        return text.once_per_caller_hours * 3600.0
+
+    @staticmethod
+    def window_taken(item: OutboxItem) -> OutboxItem:
+        """`item`, refused: its caller was texted on its line within the window."""
+        return dataclasses.replace(
+            item,
+            status=OutboxStatus.CANCELLED,
+            last_error="texted_within_window",
+            next_attempt_at=item.created_at,
         )
 
     async def _guard(self, number: str, line: str, now: datetime) -> rules.Refusal | None:
@@ -138,13 +158,14 @@ class FollowupPlanner:
         call_id: str | None,
         line: str | None,
     ) -> list[OutboxItem]:
-        """One pending item per webhook subscribed to `event`, all due now."""
+        """One pending item per webhook subscribed to `event`, all due now. The outbox keeps the URL as
+        `shown_url` shows it and the webhook's tag; the worker finds the URL itself in the config."""
         return [
             OutboxItem.new(
                 kind=OutboxKind.WEBHOOK,
                 idempotency_key=webhook_key(event, subject, hook.url),
-                destination=hook.url,
-                payload={"event": event, "body": body},
+                destination=shown_url(hook.url),
+                payload={"event": event, "body": body, "hook": webhook_tag(hook.url)},
                 now=now,
                 call_id=call_id,
                 line=line,

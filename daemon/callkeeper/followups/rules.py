@@ -41,11 +41,6 @@ class Textable:
     region: str
 
 
-def customer_number(record: CallRecord) -> str:
-    """The party outside the PBX: the caller of an inbound call, the dialed number of an outbound one."""
-    return record.dialed if record.direction is Direction.OUTBOUND else record.caller
-
-
 def text_event(record: CallRecord) -> str | None:
     """The `followup_text.on` event a finished call is, or None if no text follows that kind of call."""
     if record.outcome not in (Outcome.MISSED, Outcome.ABANDONED):

@@ -15,7 +15,7 @@ from callkeeper.ari.backoff import ExponentialBackoff
 from callkeeper.ari.rest import AriRestClient
 from callkeeper.config.model import Config
 from callkeeper.followups import rules
-from callkeeper.followups.planner import FollowupPlanner, call_body, followup_body
+from callkeeper.followups.planner import FollowupPlanner, call_body, followup_body, webhook_tag
 from callkeeper.followups.providers import DeliveryError, SmsMessage, dump_body, post_signed, sms_sender
 from callkeeper.followups.worker import (
     Cancelled,
@@ -29,7 +29,7 @@ from callkeeper.followups.worker import (
     Sent,
     Sleep,
 )
-from callkeeper.records import CallRecord, Followup, Outcome, now_utc, parse_utc
+from callkeeper.records import CallRecord, Followup, now_utc, parse_utc
 from callkeeper.store.base import OutboxItem, OutboxKind, OutboxStatus, Store
 
 log = structlog.get_logger(__name__)
@@ -125,7 +125,7 @@ class FollowupService:
         text = await self.planner.plan_text(record, now)
         followups = record.followups
         if text is not None:
-            await self._enqueue_text(text)
+            text = await self._enqueue_text(text)
             followups = (text.as_followup(),)
         body = call_body("call.ended", dataclasses.replace(record, followups=followups), now)
         await self._enqueue_webhooks("call.ended", record.id, body, record.id, record.line)
@@ -204,7 +204,15 @@ class FollowupService:
         return Sent(provider_id)
 
     async def _deliver_webhook(self, item: OutboxItem) -> Delivery:
-        hook = next((hook for hook in self.config.webhooks if hook.url == item.destination), None)
+        tag = item.payload.get("hook")
+        hook = next(
+            (
+                hook
+                for hook in self.config.webhooks
+                if webhook_tag(hook.url) == tag or hook.url == item.destination
+            ),
+            None,
+        )
         if hook is None:
             return Failed("the webhook is no longer configured", retryable=False)
         secret = hook.secret.value if hook.secret is not None else None
@@ -227,27 +235,34 @@ class FollowupService:
         if started is None:
             return False
         for record in await self.store.list_calls(since=started, limit=ANSWERED_SEARCH_LIMIT):
-            answered = record.outcome is Outcome.ANSWERED or record.answered_by is not None
             if (
-                answered
+                record.customer_answered
                 and record.id != item.call_id
                 and record.started_at > started
-                and item.destination in rules.readings(rules.customer_number(record), self._regions)
+                and item.destination in rules.readings(record.customer, self._regions)
             ):
                 return True
         return False
 
     # ------------------------------------------------------------ enqueueing
 
-    async def _enqueue_text(self, item: OutboxItem) -> None:
+    async def _enqueue_text(self, item: OutboxItem) -> OutboxItem:
+        """Enqueue the planned text; returns it as enqueued (refused if the caller's window was taken)."""
+        if item.status is OutboxStatus.PENDING:
+            if await self.store.enqueue_text(item, self.planner.window_seconds(item)):
+                self._remember(item)
+                self.worker.wake(item.next_attempt_at)
+                log.info("followup_planned", call_id=item.call_id, status=item.status.value, reason=None)
+                return item
+            item = self.planner.window_taken(item)
         if item.status is OutboxStatus.CANCELLED:
             # The store takes new items pending or held only; a crash before the cancel leaves it held.
             if await self.store.enqueue(dataclasses.replace(item, status=OutboxStatus.HELD)):
                 await self.store.cancel(reason=item.last_error or "", now=item.created_at, item_id=item.id)
-        elif await self.store.enqueue(item) and item.status is OutboxStatus.PENDING:
-            self._remember(item)
-            self.worker.wake(item.next_attempt_at)
+        else:
+            await self.store.enqueue(item)
         log.info("followup_planned", call_id=item.call_id, status=item.status.value, reason=item.last_error)
+        return item
 
     async def _enqueue_webhooks(
         self, event: str, subject: str, body: dict[str, object], call_id: str | None, line: str | None

@@ -158,6 +158,7 @@ class OutboxWorker:
         await asyncio.gather(*self._in_flight, return_exceptions=True)
 
     async def run(self) -> None:
+        await self._end_leases_of_predecessors()
         while True:
             self._wakeup.clear()
             now = self._clock()
@@ -175,6 +176,20 @@ class OutboxWorker:
                 task.add_done_callback(self._in_flight.discard)
             # Every slot taken: more may be due, so go on as soon as a slot frees.
             await self._idle(wait_for_slot=len(claimed) == room)
+
+    async def _end_leases_of_predecessors(self) -> None:
+        """Items a dead daemon of this host was sending go out again at once rather than after their
+        lease; the idempotency key keeps a send that did go through single at the provider."""
+        host, separator, _ = self.worker_id.rpartition("/")
+        if not separator:
+            return
+        try:
+            ended = await self.store.end_leases_of_host(host, self._clock())
+        except Exception as error:  # the store is down: the leases run out on their own
+            log.warning("outbox_lease_reclaim_failed", error=repr(error))
+            return
+        if ended:
+            log.info("outbox_leases_reclaimed", items=ended)
 
     async def _claim(self, now: datetime, room: int) -> list[OutboxItem]:
         try:

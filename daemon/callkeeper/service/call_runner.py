@@ -2,7 +2,7 @@
 
 Events enter `feed` in arrival order; the engine answers at once (no I/O) and the actions of
 each call go to that call's own worker, so one call's ARI requests run in order while calls run
-concurrently. Timers and the records writer live here too.
+concurrently. The calls' timers live here too; records go to `record_writer.RecordWriter`.
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ class CallService:
         *,
         clock: Callable[[], datetime] = now_utc,
         on_answered: Callable[[str, datetime], Coroutine[object, object, object]] | None = None,
+        on_turn: Callable[[str, str], None] | None = None,
     ) -> None:
         self.config = config
         self.rest = rest
@@ -95,6 +96,7 @@ class CallService:
         self.timers: dict[tuple[str, Timer], asyncio.TimerHandle] = {}
         self.counters = CallCounters()
         self.on_answered = on_answered
+        self.on_turn = on_turn  # a round-robin group's turn moved: kept in the store
         self.answered: set[str] = set()
         self.tasks = Tasks()  # the calls' workers and the answered notes
         self.no_calls = asyncio.Event()
@@ -143,6 +145,9 @@ class CallService:
                         self.counters.count_verdict(record)
                 case act.Log():
                     self._log(action)
+                case act.TakeTurn(group=group, user=user):
+                    if self.on_turn is not None:
+                        self.on_turn(group, user)
                 case _:
                     if isinstance(action, act.Forget):
                         for key in [k for k in self.timers if k[0] == action.call_id]:
@@ -156,9 +161,9 @@ class CallService:
 
     def _note_answer(self, record: CallRecord, final: bool) -> None:
         """A caller who is answered no longer needs the follow-up text of an earlier missed call."""
-        if record.answered_by and record.id not in self.answered and self.on_answered is not None:
+        if record.customer_answered and record.id not in self.answered and self.on_answered is not None:
             self.answered.add(record.id)
-            self.tasks.start(self.on_answered(record.caller, self.clock()), name=f"answered-{record.id}")
+            self.tasks.start(self.on_answered(record.customer, self.clock()), name=f"answered-{record.id}")
         if final:
             self.answered.discard(record.id)
 
@@ -287,7 +292,8 @@ class CallService:
         has with what we follow. Calls whose channels vanished end, their end not observed.
         Callers in our app that no call follows (a daemon before us died) are adopted with their
         open record and legs; other channels and bridges of ours are ended; the open records
-        left are of calls that ended while no daemon watched."""
+        left are of calls that ended while no daemon watched. The plan is `reconcile.py`'s; each
+        step asks the engine again what it follows, as the inputs of the step before change it."""
         channels = await self.rest.list_channels()
         bridges = await self.rest.list_bridges()
         now = self.clock()

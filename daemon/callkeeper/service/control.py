@@ -21,6 +21,7 @@ from callkeeper.records import CallRecord, now_utc
 from callkeeper.service.call_runner import CallService
 from callkeeper.service.tasks import Tasks
 from callkeeper.store.base import OptOut, Store
+from callkeeper.tollfraud import dial_out_refusal
 
 log = structlog.get_logger(__name__)
 
@@ -29,31 +30,46 @@ OVERRIDE_KEY = "line.override."
 PERSIST_GRACE_SECONDS = 2.0
 
 
-def dialable(number: str, line: Line) -> bool:
-    """Toll-fraud guard: the dialer calls only valid numbers of the line's own country (or the countries
-    its follow-up texts may go to)."""
-    try:
-        parsed = phonenumbers.parse(number)
-    except phonenumbers.NumberParseException:
-        return False
+def dialer_refusal(number: str, line: Line) -> str | None:
+    """Toll-fraud guard: why the dialer must not call `number`. It calls only numbers the toll-fraud
+    rules allow, of the line's own country (or the countries its follow-up texts may go to)."""
+    refusal = dial_out_refusal(number)
+    if refusal is not None:
+        return refusal
+    parsed = phonenumbers.parse(number)
     allowed = set(line.followup_text.allowed_countries) if line.followup_text else set()
     for own in line.numbers:
         if own.startswith("+"):
             allowed.add(phonenumbers.region_code_for_number(phonenumbers.parse(own)) or "")
-    return phonenumbers.is_valid_number(parsed) and phonenumbers.region_code_for_number(parsed) in allowed
+    if phonenumbers.region_code_for_number(parsed) not in allowed:
+        return f"{number} is not a number in this line's country"
+    return None
 
 
 class CallHistoryWithFollowups:
-    """The store as the API reads it, with each single record showing its texts and webhooks."""
+    """The store as the API reads it, with each record showing its texts and webhooks."""
 
     def __init__(self, store: Store, followups: FollowupService) -> None:
         self.store = store
         self.followups = followups
 
     async def list_calls(
-        self, *, limit: int, since: datetime | None, line: str | None, outcome: str | None
+        self,
+        *,
+        limit: int,
+        since: datetime | None,
+        line: str | None,
+        outcome: str | None,
+        until: datetime | None = None,
     ) -> list[CallRecord]:
-        return await self.store.list_calls(limit=limit, since=since, line=line, outcome=outcome)
+        records = await self.store.list_calls(
+            limit=limit, since=since, line=line, outcome=outcome, until=until
+        )
+        outbox = await self.store.outbox_for_calls([record.id for record in records])
+        return [
+            replace(record, followups=tuple(item.as_followup() for item in outbox.get(record.id, ())))
+            for record in records
+        ]
 
     async def get_call(self, call_id: str) -> CallRecord | None:
         record = await self.store.get_call(call_id)
@@ -72,6 +88,12 @@ class CallHistoryWithFollowups:
 
     async def list_opt_outs(self) -> Sequence[OptOut]:
         return await self.store.list_opt_outs()
+
+    async def inbound_message_seen(self, provider: str, message_id: str) -> bool:
+        return await self.store.inbound_message_seen(provider, message_id)
+
+    async def remember_inbound_message(self, provider: str, message_id: str, now: datetime) -> bool:
+        return await self.store.remember_inbound_message(provider, message_id, now)
 
 
 class LiveDaemon:
@@ -165,10 +187,9 @@ class LiveDaemon:
             raise DialerRejected(Refusal.UNKNOWN, f"no user {user!r}")
         if ring_group is not None and ring_group not in config.ring_groups:
             raise DialerRejected(Refusal.UNKNOWN, f"no ring group {ring_group!r}")
-        if not dialable(contact, found):
-            raise DialerRejected(
-                Refusal.NOT_DIALABLE, f"{contact} is not a valid number in this line's country"
-            )
+        refusal = dialer_refusal(contact, found)
+        if refusal is not None:
+            raise DialerRejected(Refusal.NOT_DIALABLE, refusal)
         if engine.free_user(user, ring_group) is None:
             raise DialerRejected(Refusal.NOBODY_FREE, "nobody is free to take the call")
         call_id = f"out-{uuid.uuid4().hex[:16]}"

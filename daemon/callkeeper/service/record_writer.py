@@ -18,19 +18,27 @@ class RecordSink(Protocol):
     async def save_call(self, record: CallRecord) -> None: ...
 
 
-FinalHook = Callable[[CallRecord], Awaitable[None]]
+RecordHook = Callable[[CallRecord], Awaitable[None]]
 
 
 class RecordWriter:
-    """`on_final` runs for a call's final record (follow-up texts, webhooks); it is retried like a
-    write until it succeeds, so a store hiccup loses no follow-up."""
+    """`on_start` runs for the first record of a call this writer stores (`call.started` webhooks;
+    again for a call adopted after a restart, which the webhooks' idempotency keys absorb), `on_final`
+    for a call's final record (follow-up texts, webhooks). Both are retried like a write until they
+    succeed, so a store hiccup loses no follow-up."""
 
     def __init__(
-        self, sink: RecordSink, retry_seconds: float = 1.0, on_final: FinalHook | None = None
+        self,
+        sink: RecordSink,
+        retry_seconds: float = 1.0,
+        on_final: RecordHook | None = None,
+        on_start: RecordHook | None = None,
     ) -> None:
         self.sink = sink
         self.retry_seconds = retry_seconds
         self.on_final = on_final
+        self.on_start = on_start
+        self.started: set[str] = set()  # calls in progress whose on_start ran
         self.waiting: dict[str, CallRecord] = {}
         self.woken: asyncio.Future[None] | None = None  # what the idle writer waits on
         self.idle = asyncio.Event()
@@ -59,9 +67,14 @@ class RecordWriter:
                     # Follow-ups are planned before the final record is stored: if the daemon dies
                     # in between, the record is still open, the restart closes it and plans again
                     # (planning is idempotent), so no follow-up is lost.
+                    if self.on_start is not None and call_id not in self.started:
+                        await self.on_start(record)
+                        self.started.add(call_id)
                     if record.ended and self.on_final is not None:
                         await self.on_final(record)
                     await self.sink.save_call(record)
+                    if record.ended:
+                        self.started.discard(call_id)
                     self.written += 1
                 except Exception as error:  # the store is down: keep the record and try again
                     self.failures += 1

@@ -1,5 +1,6 @@
 """Durable records and the outbox: SQLite (default) and PostgreSQL, same schema and migrations."""
 
+from callkeeper.store.backends import open_store
 from callkeeper.store.base import (
     OptOut,
     OutboxItem,
@@ -8,8 +9,6 @@ from callkeeper.store.base import (
     SchemaTooNewError,
     Store,
     StoreError,
-    open_store,
-    redact_url,
 )
 
 __all__ = [
@@ -21,5 +20,4 @@ __all__ = [
     "Store",
     "StoreError",
     "open_store",
-    "redact_url",
 ]

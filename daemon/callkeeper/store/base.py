@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import enum
-import re
 import urllib.parse
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from callkeeper.inbox.model import InboxFilter, InboxItem, ReportCall
 from callkeeper.records import CallRecord, Followup
-
-_PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&#]*")
 
 
 class StoreError(Exception):
@@ -38,6 +37,14 @@ class OutboxStatus(enum.StrEnum):
 
 
 WAITING = frozenset({OutboxStatus.PENDING, OutboxStatus.SENDING})
+
+
+def shown_url(url: str) -> str:
+    """A webhook URL as records and the outbox show it: without user info, query and fragment, where
+    receivers put their tokens (`https://crm.example.com/hook?token=...`)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +106,7 @@ class OutboxItem:
         return Followup(
             kind=self.kind.value,
             status=self.status.value,
-            to=self.destination,
+            to=shown_url(self.destination) if self.kind is OutboxKind.WEBHOOK else self.destination,
             created_at=self.created_at,
             detail=self.last_error or "",
             sent_at=self.sent_at,
@@ -140,8 +147,13 @@ class Store(Protocol):
         since: datetime | None = None,
         line: str | None = None,
         outcome: str | None = None,
+        until: datetime | None = None,
     ) -> list[CallRecord]:
-        """Newest first by `started_at`; `since` is inclusive; `limit` is capped at 1000."""
+        """Newest first by `started_at`; `since` is inclusive, `until` exclusive; `limit` is capped at
+        1000. Records show no `followups` (`outbox_for_calls` has them)."""
+
+    async def calls_of_number(self, number: str, limit: int) -> list[CallRecord]:
+        """Calls from (inbound) or to (outbound) `number`, newest first; `limit` is capped at 1000."""
 
     async def open_calls(self, host: str | None = None) -> list[CallRecord]:
         """Calls without `ended_at` (of one host, or all), oldest first: what a restart must reconcile."""
@@ -157,6 +169,11 @@ class Store(Protocol):
         Pending items due at `now` and `sending` items whose lease has expired (their worker died) are
         claimable. No two workers, in any process, ever hold the same item at once.
         """
+
+    async def end_leases_of_host(self, host: str, now: datetime) -> int:
+        """End now the leases of the workers of `host` (ids `<host>/...`, `OutboxWorker.new_id`): a
+        daemon starting on `host` ends those its dead predecessor held, instead of waiting them out.
+        Returns how many."""
 
     async def mark_sent(self, item_id: str, provider_id: str | None, now: datetime) -> bool:
         """Record delivery. Applies unless already sent (a late success still wins over a cancel)."""
@@ -186,6 +203,9 @@ class Store(Protocol):
     async def outbox_for_call(self, call_id: str) -> list[OutboxItem]:
         """Oldest first."""
 
+    async def outbox_for_calls(self, call_ids: Sequence[str]) -> dict[str, list[OutboxItem]]:
+        """`outbox_for_call` of several calls in one query; calls without items are left out."""
+
     async def outbox_depth(self) -> dict[str, int]:
         """Number of items per status, every status present."""
 
@@ -201,43 +221,58 @@ class Store(Protocol):
         `window_seconds` before `now` (and `now` is recorded), False otherwise. Exactly one of several
         concurrent callers, on any host, gets True."""
 
+    async def enqueue_text(self, item: OutboxItem, window_seconds: float) -> bool:
+        """Reserve the caller's text window (`item.destination` on `item.line`, at `item.created_at`, as
+        `reserve_text_window`) and enqueue `item`, atomically: True if both happened; False, and nothing
+        changes, if the window is taken or the idempotency key is known. A crash never leaves a window
+        reserved for a text that is not in the outbox."""
+
     async def last_text_to(self, number: str, line: str) -> datetime | None:
         """When the text window of `number` on `line` was last reserved."""
 
     async def count_texts_since(self, line: str | None, since: datetime) -> int:
         """Texts created at or after `since` that are sent or still on their way (pending, sending)."""
 
+    async def remember_inbound_message(self, provider: str, message_id: str, now: datetime) -> bool:
+        """Record a message a provider posted to us; False if it was recorded before (a replay)."""
+
+    async def inbound_message_seen(self, provider: str, message_id: str) -> bool: ...
+
     async def get_state(self, key: str) -> str | None: ...
 
     async def set_state(self, key: str, value: str | None) -> None:
         """Set a small value shared by restarts and hosts; None deletes it."""
 
+    # The missed-call inbox. `save_call` of a final record updates it in the same transaction: a call not
+    # answered joins the open item of its number (the caller, or the contact of an outbound call) and line,
+    # or opens one; an answered one resolves the open items of its number on its line.
+
+    async def inbox_items(self, where: InboxFilter) -> list[InboxItem]:
+        """Newest first (by the latest missed call), at most `where.limit`."""
+
+    async def inbox_item(self, call_id: str) -> InboxItem | None:
+        """The item one of whose calls is `call_id`."""
+
+    async def mark_inbox_handled(
+        self, call_id: str, by: str, note: str | None, now: datetime
+    ) -> InboxItem | None:
+        """Close the item of `call_id` by hand; None if no item has that call. Raises
+        `InboxAlreadyHandled` if it was handled before."""
+
+    async def link_callback(self, call_id: str, callback_id: str, user: str) -> bool:
+        """Make the outbound call `callback_id` (placed by `user`) a callback of the item of `call_id`: its
+        final record resolves the item if the caller answered, else counts an attempt. False if no item
+        has `call_id`."""
+
+    async def inbox_version(self) -> int:
+        """Grows with every change of any item, on every host sharing the store."""
+
+    async def report_calls(
+        self, since: datetime, until: datetime, lines: frozenset[str] | None
+    ) -> list[ReportCall]:
+        """Inbound calls that started in [since, until) and have ended, of `lines` (None: all)."""
+
     async def healthy(self) -> bool:
         """True if the store accepted a write just now."""
 
     async def close(self) -> None: ...
-
-
-def redact_url(url: str) -> str:
-    """The URL as it may appear in a log line or an error: any password replaced by `***`."""
-    netloc = urllib.parse.urlsplit(url).netloc
-    userinfo, at, hostport = netloc.rpartition("@")
-    if at and ":" in userinfo:
-        url = url.replace(netloc, f"{userinfo.partition(':')[0]}:***@{hostport}", 1)
-    return _PASSWORD_PARAMETER.sub(r"\1***", url)
-
-
-async def open_store(url: str, host: str) -> Store:
-    """Open (and migrate) the store at `url`: `sqlite:///abs/path.db`, `sqlite:///:memory:` or
-    `postgresql://user:pass@host:port/db`. `host` names this daemon in heartbeats and leases."""
-    # The backends import this module, hence they are imported here, when first needed.
-    scheme = url.partition(":")[0].lower()
-    if scheme == "sqlite":
-        from callkeeper.store.sqlite import SqliteStore  # noqa: PLC0415
-
-        return await SqliteStore.open(url, host)
-    if scheme in ("postgresql", "postgres"):
-        from callkeeper.store.postgres import PostgresStore  # noqa: PLC0415
-
-        return await PostgresStore.open(url, host)
-    raise StoreError(f"unsupported storage URL {redact_url(url)!r}: use sqlite:///path or postgresql://...")

@@ -7,14 +7,19 @@ migrations run under a transaction-scoped advisory lock, so daemons starting tog
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
-from callkeeper.store.base import StoreError, redact_url
+from callkeeper.config.redaction import redact
+from callkeeper.store.base import StoreError
+from callkeeper.store.inbox import Row, Run
 from callkeeper.store.schema import pending
-from callkeeper.store.sql import CLAIM_SET, DUE_PENDING, EXPIRED_LEASES, OUTBOX_COLUMNS, Row, SqlStore, utc
+from callkeeper.store.sql import CLAIM_SET, DUE_PENDING, EXPIRED_LEASES, OUTBOX_COLUMNS, SqlStore, utc
+
+_T = TypeVar("_T")
 
 POOL_MAX_SIZE = 10
 CLOSE_TIMEOUT_SECONDS = 10.0
@@ -46,7 +51,7 @@ class PostgresStore(SqlStore):
         try:
             pool = await asyncpg.create_pool(url, min_size=1, max_size=POOL_MAX_SIZE)
         except Exception as exc:
-            raise StoreError(f"cannot connect to PostgreSQL at {redact_url(url)}: {exc}") from exc
+            raise StoreError(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from exc
         store = cls(pool, host)
         try:
             await store._migrate()
@@ -77,6 +82,19 @@ class PostgresStore(SqlStore):
             raise StoreError("the store is closed")
         records = await self._pool.fetch(sql, *[_param(arg) for arg in args])
         return [dict(record) for record in records]
+
+    async def _transaction(self, work: Callable[[Run], Coroutine[Any, Any, _T]]) -> _T:
+        if self._closed:
+            raise StoreError("the store is closed")
+        async with self._pool.acquire() as connection, connection.transaction():
+
+            async def run(sql: str, *args: Any) -> list[Row]:
+                return [
+                    dict(record) for record in await connection.fetch(sql, *[_param(arg) for arg in args])
+                ]
+
+            result: _T = await work(run)
+            return result
 
     async def close(self) -> None:
         if self._closed:

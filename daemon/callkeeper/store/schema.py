@@ -24,6 +24,10 @@ TIMESTAMP_COLUMNS = frozenset(
         "sent_at",
         "reserved_at",
         "applied_at",
+        "handled_at",
+        "called_back_at",
+        "sms_created_at",
+        "sms_sent_at",
     }
 )
 

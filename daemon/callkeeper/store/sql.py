@@ -9,15 +9,21 @@ from __future__ import annotations
 import abc
 import asyncio
 import json
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
+
+import structlog
 
 from callkeeper.records import CallRecord
 from callkeeper.store.base import OptOut, OutboxItem, OutboxKind, OutboxStatus
+from callkeeper.store.inbox import InboxQueries, Row, Run, apply_final
 
-Row = dict[str, Any]
+_T = TypeVar("_T")
+log = structlog.get_logger(__name__)
 
 MAX_LIST_LIMIT = 1000
+
 HEALTH_TIMEOUT_SECONDS = 5.0
 
 _CALL_COLUMNS = (
@@ -84,6 +90,13 @@ CLAIM_SET = (
     "status = 'sending', claimed_by = $1, claimed_until = $2, attempts = attempts + 1, updated_at = $3"
 )
 
+# $1 number, $2 line, $3 now, $4 the end of a window that began at that moment.
+_RESERVE_WINDOW = (
+    "INSERT INTO text_windows (number, line, reserved_at) VALUES ($1, $2, $3) "
+    "ON CONFLICT (number, line) DO UPDATE SET reserved_at = excluded.reserved_at "
+    "WHERE text_windows.reserved_at <= $4 RETURNING number"
+)
+
 _UNDELIVERED = "('pending', 'sending', 'held')"
 _COUNTED_TEXTS = "('pending', 'sending', 'sent')"
 
@@ -97,6 +110,41 @@ def utc(moment: datetime) -> datetime:
 
 def _json(value: dict[str, Any]) -> str:
     return json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+
+
+def _enqueue_args(item: OutboxItem) -> tuple[Any, ...]:
+    if item.status not in (OutboxStatus.PENDING, OutboxStatus.HELD):
+        raise ValueError(f"enqueue a pending or held item, not a {item.status.value} one")
+    if not item.idempotency_key:
+        raise ValueError("an outbox item needs an idempotency key")
+    return (
+        item.id,
+        item.idempotency_key,
+        item.kind.value,
+        item.call_id,
+        item.line,
+        item.destination,
+        _json(item.payload),
+        item.status.value,
+        item.attempts,
+        item.next_attempt_at,
+        item.claimed_by,
+        item.claimed_until,
+        item.provider_id,
+        item.last_error,
+        item.created_at,
+        item.updated_at,
+        item.sent_at,
+    )
+
+
+def _inbound_message_key(provider: str, message_id: str) -> str:
+    """The state key of an inbound provider message already taken (replay protection)."""
+    return f"inbound_sms.{provider}.{message_id}"
+
+
+def _window_args(number: str, line: str, window_seconds: float, now: datetime) -> tuple[Any, ...]:
+    return (number, line, now, now - timedelta(seconds=window_seconds))
 
 
 def _outbox_item(row: Row) -> OutboxItem:
@@ -125,8 +173,12 @@ def _call(row: Row) -> CallRecord:
     return CallRecord.from_json(json.loads(row["record"]))
 
 
-class SqlStore(abc.ABC):
-    """Implements `Store` over `_fetch`, which a backend provides."""
+class _NotTaken(Exception):
+    """Rolls back a transaction whose statement found nothing to do."""
+
+
+class SqlStore(InboxQueries, abc.ABC):
+    """Implements `Store` over `_fetch` and `_transaction`, which a backend provides."""
 
     backend: ClassVar[str]
     # UPDATE ... RETURNING the claimed rows; $1 worker, $2 lease end, $3 now, $4 limit.
@@ -141,11 +193,34 @@ class SqlStore(abc.ABC):
         with other statements), and return its rows, timestamps as aware UTC datetimes, JSON as text."""
 
     @abc.abstractmethod
+    async def _transaction(self, work: Callable[[Run], Coroutine[Any, Any, _T]]) -> _T:
+        """Run `work`, which awaits nothing but the statements it runs through its argument (same
+        contract as `_fetch`), in one write transaction: all of them take effect or none."""
+
+    @abc.abstractmethod
     async def close(self) -> None: ...
 
     async def save_call(self, record: CallRecord) -> None:
-        await self._fetch(
-            _SAVE_CALL,
+        """A final record updates the inbox in the same transaction."""
+        if not record.ended:
+            await self._fetch(_SAVE_CALL, *self._call_values(record), write=True)
+            return
+
+        async def save_final(run: Run) -> None:
+            await run(_SAVE_CALL, *self._call_values(record))
+            await apply_final(run, record)
+
+        try:
+            await self._transaction(save_final)
+        except Exception:
+            # The record matters more than its inbox item: stored alone if the inbox cannot take it (if
+            # the database is down, this fails too and the writer retries both).
+            log.exception("inbox_update_failed", call_id=record.id)
+            await self._fetch(_SAVE_CALL, *self._call_values(record), write=True)
+
+    @staticmethod
+    def _call_values(record: CallRecord) -> tuple[Any, ...]:
+        return (
             record.id,
             record.direction.value,
             record.line,
@@ -161,7 +236,6 @@ class SqlStore(abc.ABC):
             record.host,
             _json(record.to_json()),
             datetime.now(UTC),
-            write=True,
         )
 
     async def get_call(self, call_id: str) -> CallRecord | None:
@@ -175,12 +249,18 @@ class SqlStore(abc.ABC):
         since: datetime | None = None,
         line: str | None = None,
         outcome: str | None = None,
+        until: datetime | None = None,
     ) -> list[CallRecord]:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
         conditions: list[str] = []
         args: list[Any] = []
-        for condition, value in (("started_at >=", since), ("line =", line), ("outcome =", outcome)):
+        for condition, value in (
+            ("started_at >=", since),
+            ("started_at <", until),
+            ("line =", line),
+            ("outcome =", outcome),
+        ):
             if value is not None:
                 args.append(value)
                 conditions.append(f"{condition} ${len(args)}")
@@ -188,6 +268,16 @@ class SqlStore(abc.ABC):
         where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
         rows = await self._fetch(
             f"SELECT record FROM calls {where}ORDER BY started_at DESC, id DESC LIMIT ${len(args)}", *args
+        )
+        return [_call(row) for row in rows]
+
+    async def calls_of_number(self, number: str, limit: int) -> list[CallRecord]:
+        """Calls from (inbound) or to (outbound) `number`, newest first."""
+        rows = await self._fetch(
+            "SELECT record FROM calls WHERE (direction = 'inbound' AND caller = $1) "
+            "OR (direction = 'outbound' AND dialed = $1) ORDER BY started_at DESC, id DESC LIMIT $2",
+            number,
+            min(limit, MAX_LIST_LIMIT),
         )
         return [_call(row) for row in rows]
 
@@ -203,32 +293,24 @@ class SqlStore(abc.ABC):
         return [_call(row) for row in rows]
 
     async def enqueue(self, item: OutboxItem) -> bool:
-        if item.status not in (OutboxStatus.PENDING, OutboxStatus.HELD):
-            raise ValueError(f"enqueue a pending or held item, not a {item.status.value} one")
-        if not item.idempotency_key:
-            raise ValueError("an outbox item needs an idempotency key")
-        rows = await self._fetch(
-            _ENQUEUE,
-            item.id,
-            item.idempotency_key,
-            item.kind.value,
-            item.call_id,
-            item.line,
-            item.destination,
-            _json(item.payload),
-            item.status.value,
-            item.attempts,
-            item.next_attempt_at,
-            item.claimed_by,
-            item.claimed_until,
-            item.provider_id,
-            item.last_error,
-            item.created_at,
-            item.updated_at,
-            item.sent_at,
-            write=True,
-        )
+        rows = await self._fetch(_ENQUEUE, *_enqueue_args(item), write=True)
         return bool(rows)
+
+    async def enqueue_text(self, item: OutboxItem, window_seconds: float) -> bool:
+        if item.line is None:
+            raise ValueError("a text is enqueued for a line")
+        window = _window_args(item.destination, item.line, window_seconds, item.created_at)
+
+        async def reserve_and_enqueue(run: Run) -> None:
+            for sql, args in ((_RESERVE_WINDOW, window), (_ENQUEUE, _enqueue_args(item))):
+                if not await run(sql, *args):
+                    raise _NotTaken
+
+        try:
+            await self._transaction(reserve_and_enqueue)
+        except _NotTaken:
+            return False
+        return True
 
     async def claim_due(
         self, worker: str, now: datetime, limit: int = 10, lease_seconds: float = 60.0
@@ -241,6 +323,18 @@ class SqlStore(abc.ABC):
         items = [_outbox_item(row) for row in rows]
         items.sort(key=lambda item: (item.next_attempt_at, item.created_at, item.id))
         return items
+
+    async def end_leases_of_host(self, host: str, now: datetime) -> int:
+        prefix = f"{host}/"
+        rows = await self._fetch(
+            "UPDATE outbox SET claimed_until = $2 WHERE status = 'sending' AND claimed_until > $2 "
+            "AND substr(claimed_by, 1, $3) = $1 RETURNING id",
+            prefix,
+            now,
+            len(prefix),
+            write=True,
+        )
+        return len(rows)
 
     async def mark_sent(self, item_id: str, provider_id: str | None, now: datetime) -> bool:
         return await self._update_outbox(
@@ -321,6 +415,19 @@ class SqlStore(abc.ABC):
         rows = await self._fetch(f"{_OUTBOX_SELECT} WHERE call_id = $1 ORDER BY created_at, id", call_id)
         return [_outbox_item(row) for row in rows]
 
+    async def outbox_for_calls(self, call_ids: Sequence[str]) -> dict[str, list[OutboxItem]]:
+        """`outbox_for_call` of several calls in one query; calls without items are left out."""
+        if not call_ids:
+            return {}
+        placeholders = ", ".join(f"${n}" for n in range(1, len(call_ids) + 1))
+        rows = await self._fetch(
+            f"{_OUTBOX_SELECT} WHERE call_id IN ({placeholders}) ORDER BY created_at, id", *call_ids
+        )
+        found: dict[str, list[OutboxItem]] = {}
+        for row in rows:
+            found.setdefault(row["call_id"], []).append(_outbox_item(row))
+        return found
+
     async def outbox_depth(self) -> dict[str, int]:
         depth = {status.value: 0 for status in OutboxStatus}
         for row in await self._fetch("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status"):
@@ -351,14 +458,7 @@ class SqlStore(abc.ABC):
 
     async def reserve_text_window(self, number: str, line: str, window_seconds: float, now: datetime) -> bool:
         rows = await self._fetch(
-            "INSERT INTO text_windows (number, line, reserved_at) VALUES ($1, $2, $3) "
-            "ON CONFLICT (number, line) DO UPDATE SET reserved_at = excluded.reserved_at "
-            "WHERE text_windows.reserved_at <= $4 RETURNING number",
-            number,
-            line,
-            now,
-            now - timedelta(seconds=window_seconds),
-            write=True,
+            _RESERVE_WINDOW, *_window_args(number, line, window_seconds, now), write=True
         )
         return bool(rows)
 
@@ -377,6 +477,20 @@ class SqlStore(abc.ABC):
             self._fetch(sql, since) if line is None else self._fetch(f"{sql} AND line = $2", since, line)
         )
         return int(rows[0]["n"])
+
+    async def remember_inbound_message(self, provider: str, message_id: str, now: datetime) -> bool:
+        rows = await self._fetch(
+            "INSERT INTO state (key, value, updated_at) VALUES ($1, $2, $3) "
+            "ON CONFLICT (key) DO NOTHING RETURNING key",
+            _inbound_message_key(provider, message_id),
+            "",
+            now,
+            write=True,
+        )
+        return bool(rows)
+
+    async def inbound_message_seen(self, provider: str, message_id: str) -> bool:
+        return await self.get_state(_inbound_message_key(provider, message_id)) is not None
 
     async def get_state(self, key: str) -> str | None:
         rows = await self._fetch("SELECT value FROM state WHERE key = $1", key)

@@ -10,26 +10,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import queue
 import re
 import sqlite3
 import threading
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
 from callkeeper.store.base import StoreError
+from callkeeper.store.inbox import Row, Run
 from callkeeper.store.schema import TIMESTAMP_COLUMNS, pending
-from callkeeper.store.sql import CLAIM_SET, DUE_PENDING, EXPIRED_LEASES, OUTBOX_COLUMNS, Row, SqlStore, utc
+from callkeeper.store.sql import CLAIM_SET, DUE_PENDING, EXPIRED_LEASES, OUTBOX_COLUMNS, SqlStore, utc
 
 _T = TypeVar("_T")
 
 MEMORY = ":memory:"
 BUSY_TIMEOUT_SECONDS = 30.0
 MAX_BATCH = 256
+FILE_MODE = 0o600
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 
@@ -81,6 +84,17 @@ def _statements(script: str) -> list[str]:
     if any(line.strip() and not line.strip().startswith("--") for line in buffer.splitlines()):
         raise StoreError(f"migration ends with an incomplete statement: {buffer.strip()[:80]!r}")
     return statements
+
+
+def _complete(work: Coroutine[Any, Any, _T]) -> _T:
+    """The result of a coroutine that never waits (its statements run on the spot, in this thread)."""
+    try:
+        work.send(None)
+    except StopIteration as done:
+        result: _T = done.value
+        return result
+    work.close()
+    raise RuntimeError("a SQLite transaction may wait on nothing but its own statements")
 
 
 @dataclass(slots=True)
@@ -151,6 +165,9 @@ class SqliteStore(SqlStore):
             functools.partial(self._run, _sqlite_sql(sql), [_param(arg) for arg in args]), write=write
         )
 
+    async def _transaction(self, work: Callable[[Run], Coroutine[Any, Any, _T]]) -> _T:
+        return await self._submit(functools.partial(self._run_transaction, work), write=True)
+
     async def close(self) -> None:
         """Waits for the writes queued before it, then closes the connection and ends the thread."""
         if self._closed:
@@ -220,8 +237,12 @@ class SqliteStore(SqlStore):
 
     def _connect(self) -> None:
         try:
+            if self.path != MEMORY:
+                # Callers' numbers and texts: readable by the daemon's user alone, whatever the umask.
+                # SQLite gives the -wal and -shm files the mode of the database file.
+                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE))
             connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
         self._connection = connection
         if self.path != MEMORY:
@@ -259,6 +280,24 @@ class SqliteStore(SqlStore):
                 if values[index] is not None:
                     row[names[index]] = datetime.fromisoformat(values[index])
             result.append(row)
+        return result
+
+    def _run_transaction(self, work: Callable[[Run], Coroutine[Any, Any, _T]]) -> _T:
+        """Inside the batch's transaction, a savepoint makes `work` all or nothing on its own."""
+        assert self._connection is not None
+        connection = self._connection
+
+        async def run(sql: str, *args: Any) -> list[Row]:
+            return self._run(_sqlite_sql(sql), [_param(arg) for arg in args])
+
+        connection.execute("SAVEPOINT work")
+        try:
+            result = _complete(work(run))
+        except BaseException:
+            connection.execute("ROLLBACK TO work")
+            connection.execute("RELEASE work")
+            raise
+        connection.execute("RELEASE work")
         return result
 
     def _disconnect(self) -> None:

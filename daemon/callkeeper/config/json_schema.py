@@ -1,9 +1,9 @@
-"""The shape of callkeeper.yaml, written once.
+"""The schema of callkeeper.yaml, written once as shapes and rendered as JSON Schema.
 
-`config.loader` checks a file against `FILE` (keys, types, required keys, formats) before it checks
-meaning; `json_schema()` renders the same shape as a JSON Schema (draft 2020-12) for editors. The
-committed `callkeeper.schema.json` next to this module is regenerated with
-`python -m callkeeper.config.schema`.
+`config.loader` checks a file against `FILE` (keys, types, required keys, formats, ranges) before
+it checks meaning; `json_schema()` renders the same shape as a JSON Schema (draft 2020-12) for
+editors. The committed `callkeeper.schema.json` next to this module is regenerated with
+`python -m callkeeper.config.json_schema`.
 """
 
 from __future__ import annotations
@@ -12,16 +12,27 @@ import dataclasses
 import enum
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from callkeeper.config import model
+from callkeeper.config.shapes import (
+    NAME,
+    Field,
+    Flag,
+    Integer,
+    ListOf,
+    MapOf,
+    Number,
+    Obj,
+    Shape,
+    Tagged,
+    Text,
+)
 
 SCHEMA_PATH = Path(__file__).with_name("callkeeper.schema.json")
 
 # Formats, as regular expressions that both Python and ECMA-262 read the same way (full match).
-NAME = r"[A-Za-z0-9][A-Za-z0-9_-]*"
 E164 = r"\+[1-9][0-9]{1,14}"
 NUMBER = rf"{E164}|[0-9]+"
 HHMM = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]"
@@ -37,86 +48,13 @@ DESTINATION = (
 )
 MEDIA = r"(?:sound|recording|number|digits|characters|tone):\S+"
 URL = r"https?://\S+"
+ABSOLUTE_PATH = r"/.*"
 LISTEN = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}"
 ENDPOINT = r"[A-Za-z][A-Za-z0-9_]*/\S+"
+HOST_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?"
 MAILBOX = r"[^@\s]+(?:@[^@\s]+)?"
 REGION = r"[A-Z]{2}"
 ENV_REFERENCE = r"\$\{[A-Za-z_][A-Za-z0-9_]*\}"
-
-
-@dataclass(frozen=True, slots=True)
-class Text:
-    """A string, after `${NAME}` substitution. `expect` says in words what `pattern` wants."""
-
-    pattern: str | None = None
-    expect: str = ""
-    choices: tuple[str, ...] = ()
-    secret: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Integer:
-    minimum: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Number:
-    """A positive number of seconds (an integer is fine)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Flag:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class ListOf:
-    item: Shape
-    min_items: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class MapOf:
-    """A mapping whose keys are chosen by the operator (names, days, DTMF keys)."""
-
-    value: Shape
-    key: Text = Text(NAME, "a name of letters, digits, '-' and '_'")
-    min_items: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Field:
-    """A key of an `Obj`. A `secret` text may instead be given as `<name>_file: PATH`."""
-
-    name: str
-    shape: Shape
-    required: bool = False
-    default: Any = None
-    doc: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Obj:
-    """A mapping with fixed keys; exactly one key of `one_of` must be present when it is not empty."""
-
-    fields: tuple[Field, ...]
-    doc: str = ""
-    one_of: tuple[str, ...] = ()
-
-    def defaults(self) -> dict[str, Any]:
-        """The object an absent key of this shape stands for."""
-        return {f.name: f.default for f in self.fields if f.default is not None}
-
-
-@dataclass(frozen=True, slots=True)
-class Tagged:
-    """An `Obj` chosen by the value of its `tag` key."""
-
-    tag: str
-    variants: Mapping[str, Obj]
-
-
-Shape = Text | Integer | Number | Flag | ListOf | MapOf | Obj | Tagged
 
 
 def _default(cls: type[Any], name: str) -> Any:
@@ -146,7 +84,12 @@ DESTINATION_TEXT = Text(
 )
 MEDIA_TEXT = Text(MEDIA, "a sound to play, like sound:NAME")
 NAME_TEXT = Text(NAME, "a name of letters, digits, '-' and '_'")
-SECONDS = Integer(minimum=1)
+# Ranges: wide enough for any PBX, narrow enough that a slip of the keyboard (10^30 s) is caught.
+TIMEOUT = Number(maximum=300)
+RING_SECONDS = Integer(1, 600)
+WAIT_SECONDS = Integer(1, 4 * 3600)
+PROMPT_SECONDS = Integer(1, 60)
+COUNT = Integer(0, 100_000)
 
 ASTERISK = Obj(
     (
@@ -172,13 +115,20 @@ ASTERISK = Obj(
         ),
         Field(
             "connect_timeout_seconds",
-            Number(),
+            TIMEOUT,
             default=_default(model.AsteriskConfig, "connect_timeout_seconds"),
         ),
         Field(
             "request_timeout_seconds",
-            Number(),
+            TIMEOUT,
             default=_default(model.AsteriskConfig, "request_timeout_seconds"),
+        ),
+        Field(
+            "voicemail_spool",
+            Text(ABSOLUTE_PATH, "an absolute path"),
+            default=_default(model.AsteriskConfig, "voicemail_spool"),
+            doc="app_voicemail's spool (holding <context>/<mailbox>/INBOX/) as this host sees it: the "
+            "inbox plays voicemail messages from there.",
         ),
     ),
     doc="How to reach Asterisk's REST interface.",
@@ -190,9 +140,26 @@ HTTP = Obj(
             "listen",
             Text(LISTEN, "HOST:PORT or [IPv6]:PORT"),
             default=f"{_default(model.HttpConfig, 'host')}:{_default(model.HttpConfig, 'port')}",
-            doc="Address of the API; anything but loopback requires a token.",
+            doc="Address of the API.",
         ),
-        Field("token", Text(secret=True), doc="Bearer token required by the API."),
+        Field(
+            "token",
+            Text(secret=True),
+            doc="Bearer token the API always requires, at least 32 characters: generate one with "
+            "`callkeeper new-token` or `openssl rand -hex 32`.",
+        ),
+        Field(
+            "names",
+            ListOf(Text(HOST_NAME, "a host name like pbx.example.com")),
+            doc="Host names clients use to reach the API; requests naming another host are refused "
+            "(DNS rebinding). The listen address, and localhost on loopback, are always accepted.",
+        ),
+        Field(
+            "public_url",
+            Text(URL, "an http:// or https:// URL"),
+            doc="The API's base URL as the outside sees it through a reverse proxy, like "
+            "https://pbx.example.com/callkeeper: SMS providers sign inbound texts for this URL.",
+        ),
     ),
     doc="The HTTP API and metrics.",
 )
@@ -207,7 +174,7 @@ USER = Obj(
         ),
         Field(
             "ring_seconds",
-            SECONDS,
+            RING_SECONDS,
             default=_default(model.User, "ring_seconds"),
             doc="How long their personal line (user:NAME) rings them, and then their backup number.",
         ),
@@ -222,14 +189,24 @@ USER = Obj(
             default=_default(model.User, "ring_when_busy"),
             doc="Ring them even while their phone is in use, ringing or on hold (call waiting).",
         ),
+        Field(
+            "web_password_hash",
+            Text(secret=True),
+            doc="Lets the user sign in to the inbox page; made by `callkeeper hash-password`.",
+        ),
+        Field(
+            "inbox_lines",
+            ListOf(NAME_TEXT, min_items=1),
+            doc="The lines whose missed calls this user sees in the inbox (default: every line).",
+        ),
     ),
 )
 
 QUEUE = Obj(
     (
-        Field("max_wait_seconds", SECONDS, default=_default(model.QueueConfig, "max_wait_seconds")),
+        Field("max_wait_seconds", WAIT_SECONDS, default=_default(model.QueueConfig, "max_wait_seconds")),
         Field("music_class", Text(), default=_default(model.QueueConfig, "music_class")),
-        Field("announce_position_seconds", SECONDS, doc="Tell callers their position this often."),
+        Field("announce_position_seconds", Integer(1, 3600), doc="Tell callers their position this often."),
     ),
     doc="Callers wait here while every member is busy.",
 )
@@ -241,7 +218,7 @@ RING_GROUP = Obj(
         ),
         Field(
             "ring_seconds",
-            SECONDS,
+            RING_SECONDS,
             default=_default(model.RingGroup, "ring_seconds"),
             doc="How long each layer (or member, when sequential) rings.",
         ),
@@ -271,8 +248,8 @@ RING_GROUP = Obj(
 IVR = Obj(
     (
         Field("prompt", MEDIA_TEXT, required=True),
-        Field("timeout_seconds", SECONDS, default=_default(model.Ivr, "timeout_seconds")),
-        Field("attempts", SECONDS, default=_default(model.Ivr, "attempts")),
+        Field("timeout_seconds", PROMPT_SECONDS, default=_default(model.Ivr, "timeout_seconds")),
+        Field("attempts", Integer(1, 10), default=_default(model.Ivr, "attempts")),
         Field(
             "options",
             MapOf(DESTINATION_TEXT, key=Text(DTMF, "a single DTMF key 0-9, * or #"), min_items=1),
@@ -297,7 +274,9 @@ MISSED_CALLS = Obj(
         Field("press_1_for_voicemail", Flag(), default=_default(model.MissedCalls, "press_1_for_voicemail")),
         Field("press_1_prompt", MEDIA_TEXT, default=_default(model.MissedCalls, "press_1_prompt")),
         Field(
-            "press_1_timeout_seconds", SECONDS, default=_default(model.MissedCalls, "press_1_timeout_seconds")
+            "press_1_timeout_seconds",
+            PROMPT_SECONDS,
+            default=_default(model.MissedCalls, "press_1_timeout_seconds"),
         ),
     ),
     doc="What happens to a call nobody answered.",
@@ -323,10 +302,10 @@ FOLLOWUP_TEXT = Obj(
             doc="Sender number. Default: the line's first E.164 number.",
         ),
         Field("provider", NAME_TEXT, doc="A name from sms_providers. Default: the only provider."),
-        Field("delay_seconds", Integer(minimum=0), default=_default(model.FollowupText, "delay_seconds")),
+        Field("delay_seconds", Integer(0, 24 * 3600), default=_default(model.FollowupText, "delay_seconds")),
         Field(
             "once_per_caller_hours",
-            Integer(minimum=0),
+            Integer(0, 365 * 24),
             default=_default(model.FollowupText, "once_per_caller_hours"),
         ),
         Field(
@@ -367,7 +346,7 @@ LINE = Obj(
         Field("welcome", MEDIA_TEXT, doc="Played to every caller first."),
         Field(
             "short_abandon_seconds",
-            Integer(minimum=0),
+            Integer(0, 600),
             default=_default(model.Line, "short_abandon_seconds"),
             doc="Callers who hang up this quickly are counted as short.",
         ),
@@ -457,7 +436,7 @@ SMS_PROVIDER = Tagged(
 
 RATE_LIMITS = Obj(
     tuple(
-        Field(f.name, Integer(minimum=0), default=_default(model.TextLimits, f.name))
+        Field(f.name, COUNT, default=_default(model.TextLimits, f.name))
         for f in dataclasses.fields(model.TextLimits)
     ),
     doc="Caps on follow-up texts: per line per hour, all lines per hour, all lines per day.",
@@ -468,7 +447,7 @@ FILE = Obj(
         Field("asterisk", ASTERISK, required=True),
         Field(
             "storage",
-            Text(r"(?:sqlite|postgresql)://.*", "a sqlite:///PATH or postgresql:// URL"),
+            Text(r"(?:sqlite|postgres|postgresql)://.*", "a sqlite:///PATH or postgresql:// URL"),
             default=_default(model.Config, "storage"),
         ),
         Field("http", HTTP, default=HTTP.defaults()),
@@ -482,14 +461,14 @@ FILE = Obj(
         Field("rate_limits", RATE_LIMITS, default=RATE_LIMITS.defaults()),
         Field(
             "shutdown_grace_seconds",
-            Integer(minimum=0),
+            Integer(0, 3600),
             default=_default(model.Config, "shutdown_grace_seconds"),
             doc="How long calls in progress may finish on shutdown.",
         ),
         Field("log_level", Text(choices=model.LOG_LEVELS), default=_default(model.Config, "log_level")),
         Field(
             "external_ring_seconds",
-            SECONDS,
+            RING_SECONDS,
             default=_default(model.Config, "external_ring_seconds"),
             doc="How long an outside number (external:+E164) rings.",
         ),
@@ -514,10 +493,10 @@ def _render(shape: Shape) -> dict[str, Any]:
     match shape:
         case Text():
             return _render_text(shape)
-        case Integer(minimum=minimum):
-            return {"type": "integer"} if minimum is None else {"type": "integer", "minimum": minimum}
-        case Number():
-            return {"type": "number", "exclusiveMinimum": 0}
+        case Integer(minimum=minimum, maximum=maximum):
+            return {"type": "integer", "minimum": minimum, "maximum": maximum}
+        case Number(maximum=maximum):
+            return {"type": "number", "exclusiveMinimum": 0, "maximum": maximum}
         case Flag():
             return {"type": "boolean"}
         case ListOf(item=item, min_items=min_items):
