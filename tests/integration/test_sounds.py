@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from tests.conftest import Sandbox
-from tests.integration.daemon import RunningDaemon, daemon_config, running_daemon
+from tests.integration.daemon import TOKEN, RunningDaemon, daemon_config, running_daemon
 from tests.integration.sandbox_calls import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +59,7 @@ def test_check_config_asks_asterisk(sandbox: Sandbox, tmp_path: Path) -> None:
     config = daemon_config(sandbox, tmp_path, 8999, body("sound:callkeeper/nothing-here"))
     path = tmp_path / "callkeeper.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    env = {**os.environ, "CALLKEEPER_ARI_PASSWORD": sandbox.password, "CALLKEEPER_API_TOKEN": "x"}
+    env = {**os.environ, "CALLKEEPER_ARI_PASSWORD": sandbox.password, "CALLKEEPER_API_TOKEN": TOKEN}
 
     def check(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
