@@ -403,9 +403,11 @@ async def test_set_away_and_back(client: Client, control: FakeControl) -> None:
         "name": "alice",
         "presence": "away",
     }
+    body = await _json(client, "PUT", path, 200, json={"presence": "dnd"})
+    assert body == {"name": "alice", "presence": "dnd"}
     body = await _json(client, "PUT", path, 200, json={"presence": "available"})
     assert body == {"name": "alice", "presence": "available"}
-    assert control.presence_changes == [("alice", True), ("alice", False)]
+    assert control.presence_changes == [("alice", "away"), ("alice", "dnd"), ("alice", "available")]
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT"])

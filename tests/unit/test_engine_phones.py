@@ -121,3 +121,19 @@ def test_the_lines_language_is_set_before_anything_plays() -> None:
     assert kinds[0] is act.SetVariable
     (language,) = [a for a in h.actions if isinstance(a, act.SetVariable)]
     assert (language.channel_id, language.name, language.value) == ("c1", "CHANNEL(language)", "fr")
+
+
+def test_do_not_disturb_is_not_rung_and_a_queue_waits_for_its_end() -> None:
+    h = harness()
+    h.feed(ev.PresenceChanged("alice", False, h.now, dnd=True))
+    assert h.engine.presence("alice") == "dnd"
+    h.arrive()
+    assert [d.endpoint for d in h.dialed_legs()] == ["Local/bob@user-answer"]
+
+    h = harness("ring_group:queued")
+    h.feed(ev.PresenceChanged("alice", False, h.now, dnd=True))
+    h.feed(ev.PresenceChanged("bob", True, h.now))
+    h.arrive()
+    assert not h.dialed_legs()
+    out = h.feed(ev.PresenceChanged("alice", False, h.now))
+    assert [d.endpoint for d in out if isinstance(d, act.DialLeg)] == ["Local/alice@user-answer"]

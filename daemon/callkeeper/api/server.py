@@ -121,7 +121,8 @@ class DaemonControl(Protocol):
     def presence(self, user: str) -> str:
         """One of `openapi.PRESENCE_STATES`."""
 
-    def set_presence(self, user: str, away: bool) -> None: ...
+    def set_presence(self, user: str, presence: str) -> None:
+        """One of `openapi.SETTABLE_PRESENCE`."""
 
     def line_override(self, line: str) -> str:
         """One of `openapi.LINE_MODES`."""
@@ -532,7 +533,7 @@ class _Api:
     async def put_presence(self, request: web.Request) -> web.Response:
         name = _name_param(request, "name", self.control.user_names(), "user")
         presence = await _json_body(request, "presence", SETTABLE_PRESENCE)
-        self.control.set_presence(name, away=presence == "away")
+        self.control.set_presence(name, presence)
         log.info("presence_set_by_api", user=name, presence=presence)
         return web.json_response(self._user_json(name))
 

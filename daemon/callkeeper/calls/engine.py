@@ -99,6 +99,9 @@ class Engine:
     def away(self) -> list[str]:
         return sorted(self.board.away)
 
+    def do_not_disturb(self) -> list[str]:
+        return sorted(self.board.dnd)
+
     def line_override(self, line: str) -> Override:
         return self.board.line_overrides.get(line, "auto")
 
@@ -133,9 +136,10 @@ class Engine:
                 freed = not busy and device in self.board.busy_devices
                 (self.board.busy_devices.add if busy else self.board.busy_devices.discard)(device)
                 return self._offer_queues() if freed else []
-            case ev.PresenceChanged(user=user, away=away):
+            case ev.PresenceChanged(user=user, away=away, dnd=dnd):
                 (self.board.away.add if away else self.board.away.discard)(user)
-                return [] if away else self._offer_queues()
+                (self.board.dnd.add if dnd else self.board.dnd.discard)(user)
+                return [] if away or dnd else self._offer_queues()
             case ev.LineOverrideChanged(line=line, mode=mode):
                 if mode == "auto":
                     self.board.line_overrides.pop(line, None)

@@ -156,9 +156,12 @@ class DeviceStateChanged:
 
 @dataclass(frozen=True, slots=True)
 class PresenceChanged:
+    """A user set away, or do-not-disturb (at the desk, taking no calls); neither: available."""
+
     user: str
     away: bool
     at: datetime
+    dnd: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ def endpoint_key(dial_string: str) -> str:
 @dataclass(slots=True)
 class Switchboard:
     away: set[str] = field(default_factory=set)
+    dnd: set[str] = field(default_factory=set)
     offline_endpoints: set[str] = field(default_factory=set)
     busy_devices: set[str] = field(default_factory=set)
     talking: dict[str, str] = field(default_factory=dict)
@@ -28,18 +29,21 @@ class Switchboard:
     line_overrides: dict[str, Override] = field(default_factory=dict)
 
     def reachable(self, config: Config, user: str) -> bool:
-        """Not away and the phone is not known to be offline."""
+        """Not away nor do-not-disturb, and the phone is not known to be offline."""
         found = config.users.get(user)
         return (
             found is not None
             and user not in self.away
+            and user not in self.dnd
             and endpoint_key(found.endpoint) not in self.offline_endpoints
         )
 
     def presence(self, config: Config, user: str) -> str:
-        """`away`, `busy`, `offline` or `available`."""
+        """`away`, `dnd`, `busy`, `offline` or `available`."""
         if user in self.away:
             return "away"
+        if user in self.dnd:
+            return "dnd"
         found = config.users.get(user)
         if user in self.talking or (found is not None and endpoint_key(found.endpoint) in self.busy_devices):
             return "busy"
