@@ -23,7 +23,7 @@ from callkeeper.api.client import (
 from callkeeper.ari.errors import AriError
 from callkeeper.ari.rest import AriRestClient
 from callkeeper.config.json_schema import json_schema
-from callkeeper.config.loader import ConfigError, load_config
+from callkeeper.config.loader import ConfigError, check_config, load_config
 from callkeeper.config.model import Config
 from callkeeper.logs import setup_logging
 from callkeeper.run import run_daemon
@@ -95,19 +95,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check_config(path: Path, asterisk: bool) -> int:
-    try:
+    problems = check_config(path)
+    if not problems and asterisk:
         config = load_config(path)
-    except ConfigError as error:
-        problems = error.lines()
-    else:
-        problems = []
-        if asterisk:
-            try:
-                missing = asyncio.run(_missing_sounds(config))
-            except (AriError, aiohttp.ClientError, TimeoutError) as error:
-                print(f"callkeeper: cannot ask Asterisk at {config.asterisk.url}: {error}", file=sys.stderr)
-                return 1
-            problems = sounds.problems(config, missing, path)
+        try:
+            missing = asyncio.run(_missing_sounds(config))
+        except (AriError, aiohttp.ClientError, TimeoutError) as error:
+            print(f"callkeeper: cannot ask Asterisk at {config.asterisk.url}: {error}", file=sys.stderr)
+            return 1
+        problems = sounds.problems(config, missing, path)
     if not problems:
         print("OK")
         return 0
