@@ -3,6 +3,7 @@ CPU and memory from /proc, and the sandbox Asterisk (started on demand, stopped 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import math
@@ -86,6 +87,22 @@ def _cell(value: object) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+def batch_arguments(
+    description: str | None, *, calls: int, rounds: int, rate: float, name: str
+) -> argparse.Namespace:
+    """The command line of a benchmark of alternating batches (native, then callkeeper)."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, default=calls, help="calls per batch")
+    parser.add_argument(
+        "--rounds", type=int, default=rounds, help="native batch then callkeeper batch, this often"
+    )
+    parser.add_argument("--rate", type=float, default=rate, help="calls placed per second")
+    parser.add_argument("--name", default=name, help="bench/results/NAME.json")
+    return parser.parse_args()
 
 
 def write_results(name: str, payload: dict[str, Any]) -> Path:

@@ -13,7 +13,6 @@ only when VoiceMail() does, so the native caller's script starts 2 s later).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from tests.integration.sandbox_calls import ari
 from bench.common import (
     AsteriskSandbox,
     asterisk_sandbox,
+    batch_arguments,
     cpu_seconds,
     percentile,
     print_table,
@@ -249,16 +249,7 @@ def report(batches: list[Batch], version: str, rate: float) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--calls", type=int, default=10, help="calls per batch")
-    parser.add_argument(
-        "--rounds", type=int, default=2, help="native batch then callkeeper batch, this often"
-    )
-    parser.add_argument("--rate", type=float, default=1.0, help="calls placed per second")
-    parser.add_argument("--name", default="native", help="bench/results/NAME.json")
-    args = parser.parse_args()
+    args = batch_arguments(__doc__, calls=10, rounds=2, rate=1.0, name="native")
     result = asyncio.run(run(args.calls, args.rounds, args.rate))
     write_results(args.name, result)
     return 1 if result["systems"]["callkeeper"]["wrong_verdicts"] else 0

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from tests.conftest import Sandbox
-from tests.integration.daemon import daemon_config, free_port, running_daemon
+from tests.integration.daemon import TOKEN, daemon_config, free_port, running_daemon
 from tests.integration.sandbox_calls import wait_until
 
 CONFIG = {
@@ -66,7 +66,7 @@ def test_wrong_credentials_exit_non_zero(sandbox: Sandbox, tmp_path: Path) -> No
         text=True,
         timeout=60,
         check=False,
-        env={**os.environ, "CALLKEEPER_API_TOKEN": "t"},
+        env={**os.environ, "CALLKEEPER_API_TOKEN": TOKEN},
     )
     assert done.returncode != 0
     assert "ARI rejected user" in done.stderr

@@ -184,15 +184,19 @@ class FakeControl:
     waiting: dict[str, list[QueuedCaller]] = field(
         default_factory=lambda: {"support": [QueuedCaller("1714982400.7", "+4930111111", 12.5)]}
     )
-    presence_changes: list[tuple[str, bool]] = field(default_factory=list)
+    presence_changes: list[tuple[str, str]] = field(default_factory=list)
     override_changes: list[tuple[str, str]] = field(default_factory=list)
     dialed: list[tuple[str, str, str | None, str | None]] = field(default_factory=list)
+    sounds_missing: dict[str, list[str]] = field(default_factory=dict)
 
     def ari_ready(self) -> bool:
         return self.ari
 
     def config_loaded(self) -> bool:
         return self.config
+
+    def missing_sounds(self) -> dict[str, list[str]]:
+        return self.sounds_missing
 
     def user_names(self) -> list[str]:
         return list(self.users)
@@ -203,9 +207,9 @@ class FakeControl:
     def presence(self, user: str) -> str:
         return self.users[user]
 
-    def set_presence(self, user: str, away: bool) -> None:
-        self.presence_changes.append((user, away))
-        self.users[user] = "away" if away else "available"
+    def set_presence(self, user: str, presence: str) -> None:
+        self.presence_changes.append((user, presence))
+        self.users[user] = presence
 
     def line_override(self, line: str) -> str:
         return self.lines[line]

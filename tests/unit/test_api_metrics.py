@@ -104,6 +104,7 @@ def test_values() -> None:
     assert values("callkeeper_users") == {
         (("state", "available"),): 1,
         (("state", "away"),): 0,
+        (("state", "dnd"),): 0,
         (("state", "busy"),): 1,
         (("state", "offline"),): 0,
     }

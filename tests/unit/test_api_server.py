@@ -227,7 +227,14 @@ async def test_ready_when_everything_is(client: Client) -> None:
     assert await _json(client, "GET", "/readyz", 200) == {
         "status": "ready",
         "checks": {"ari": True, "config": True, "store": True},
+        "detail": {"missing_sounds": {}},
     }
+
+
+async def test_missing_sounds_are_named_but_not_fatal(client: Client, control: FakeControl) -> None:
+    control.sounds_missing = {"callkeeper/welcome": ["lines.main.welcome"]}
+    body = await _json(client, "GET", "/readyz", 200)
+    assert body["detail"] == {"missing_sounds": {"callkeeper/welcome": ["lines.main.welcome"]}}
 
 
 @pytest.mark.parametrize("failing", ["ari", "config", "store"])
@@ -396,9 +403,11 @@ async def test_set_away_and_back(client: Client, control: FakeControl) -> None:
         "name": "alice",
         "presence": "away",
     }
+    body = await _json(client, "PUT", path, 200, json={"presence": "dnd"})
+    assert body == {"name": "alice", "presence": "dnd"}
     body = await _json(client, "PUT", path, 200, json={"presence": "available"})
     assert body == {"name": "alice", "presence": "available"}
-    assert control.presence_changes == [("alice", True), ("alice", False)]
+    assert control.presence_changes == [("alice", "away"), ("alice", "dnd"), ("alice", "available")]
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT"])

@@ -194,7 +194,7 @@ async def test_a_reload_applies_a_valid_file_and_rejects_a_broken_one_with_its_l
 
 
 async def test_presence_set_through_the_live_daemon_survives_a_restart(running: Running) -> None:
-    running.daemon.control.set_presence("alice", away=True)
+    running.daemon.control.set_presence("alice", "away")
     await until(lambda: running.store.get_state("presence.away"))
     assert running.daemon.control.presence("alice") == "away"
     assert await running.stop() == EXIT_OK

@@ -17,8 +17,8 @@ MAX_NAME_LENGTH = 128
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 MAX_BODY_BYTES = 64 * 1024
-PRESENCE_STATES = ("available", "away", "busy", "offline")
-SETTABLE_PRESENCE = ("available", "away")
+PRESENCE_STATES = ("available", "away", "dnd", "busy", "offline")
+SETTABLE_PRESENCE = ("available", "away", "dnd")  # dnd: do not disturb, at the desk taking no calls
 LINE_MODES = ("open", "closed", "auto")
 OUTCOMES = tuple(outcome.value for outcome in Outcome)
 OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "held", "cancelled")
@@ -221,6 +221,15 @@ SCHEMAS: dict[str, Any] = {
         {
             "status": {"type": "string", "enum": ["ready", "not ready"]},
             "checks": _obj({check: {"type": "boolean"} for check in ("ari", "config", "store")}),
+            "detail": _obj(
+                {
+                    "missing_sounds": {
+                        "type": "object",
+                        "description": "Sounds the config plays that Asterisk lacks: sound id -> YAML paths.",
+                        "additionalProperties": {"type": "array", "items": STRING},
+                    }
+                }
+            ),
         }
     ),
 }

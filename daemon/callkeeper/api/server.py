@@ -115,6 +115,9 @@ class DaemonControl(Protocol):
 
     def config_loaded(self) -> bool: ...
 
+    def missing_sounds(self) -> Mapping[str, Sequence[str]]:
+        """Sounds the config plays that Asterisk lacks, with the YAML paths naming them."""
+
     def user_names(self) -> Sequence[str]: ...
 
     def line_names(self) -> Sequence[str]: ...
@@ -122,7 +125,8 @@ class DaemonControl(Protocol):
     def presence(self, user: str) -> str:
         """One of `openapi.PRESENCE_STATES`."""
 
-    def set_presence(self, user: str, away: bool) -> None: ...
+    def set_presence(self, user: str, presence: str) -> None:
+        """One of `openapi.SETTABLE_PRESENCE`."""
 
     def line_override(self, line: str) -> str:
         """One of `openapi.LINE_MODES`."""
@@ -456,8 +460,13 @@ class _Api:
             "store": await self._store_healthy(),
         }
         ready = all(checks.values())
+        # A missing prompt is named, not fatal: the calls that would play it go on without it.
+        detail = {
+            "missing_sounds": {sound: list(paths) for sound, paths in self.control.missing_sounds().items()}
+        }
         return web.json_response(
-            {"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503
+            {"status": "ready" if ready else "not ready", "checks": checks, "detail": detail},
+            status=200 if ready else 503,
         )
 
     async def _store_healthy(self) -> bool:
@@ -530,7 +539,7 @@ class _Api:
     async def put_presence(self, request: web.Request) -> web.Response:
         name = _name_param(request, "name", self.control.user_names(), "user")
         presence = await _json_body(request, "presence", SETTABLE_PRESENCE)
-        self.control.set_presence(name, away=presence == "away")
+        self.control.set_presence(name, presence)
         log.info("presence_set_by_api", user=name, presence=presence)
         return web.json_response(self._user_json(name))
 

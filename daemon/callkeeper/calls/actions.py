@@ -22,6 +22,7 @@ class Timer(enum.StrEnum):
     QUEUE_RETRY = "queue_retry"
     VOICEMAIL_RESULT = "voicemail_result"
     PLAYBACK_LOST = "playback_lost"
+    HANDOFF_RESULT = "handoff_result"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,28 @@ class ContinueInDialplan:
 
 
 @dataclass(frozen=True, slots=True)
+class HandOff:
+    """The caller continues in the dialplan at `context,extension,priority`; the shell keeps
+    receiving the channel's events and has it report how it ended when it hangs up."""
+
+    call_id: str
+    channel_id: str
+    context: str
+    extension: str
+    priority: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SetVariable:
+    """A channel variable or function, like `CHANNEL(language)`."""
+
+    call_id: str
+    channel_id: str
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class StartTimer:
     call_id: str
     name: Timer
@@ -181,6 +204,8 @@ Action = (
     | BridgeChannels
     | DestroyBridge
     | ContinueInDialplan
+    | HandOff
+    | SetVariable
     | StartTimer
     | CancelTimer
     | SaveRecord

@@ -9,9 +9,7 @@ from callkeeper.calls import actions as act
 from callkeeper.calls import inputs as ev
 from callkeeper.calls.actions import Timer
 from callkeeper.calls.call import (
-    EXTERNAL_RING_SECONDS,
     LEG_FAILURES,
-    PERSONAL_RING_SECONDS,
     Actions,
     Call,
     Connecting,
@@ -96,6 +94,7 @@ def start(call: Call, board: Switchboard, event: ev.DialerRequested) -> Next:
         return Next([], then=Finish())
     call.facts.append(Entered(Stage.DIALER_USER, event.at, user))
     board.offered[user] = call.id
+    ring_seconds = call.config.users[user].ring_seconds
     out: Actions = [
         act.Log(call.id, call.line.name, "dialer_started", "info", {"contact": call.dialed, "user": user}),
         act.DialLeg(
@@ -103,9 +102,9 @@ def start(call: Call, board: Switchboard, event: ev.DialerRequested) -> Next:
             call.channel_id,
             call.config.users[user].endpoint,
             call.dialed,
-            timeout_seconds=PERSONAL_RING_SECONDS,
+            timeout_seconds=ring_seconds,
         ),
-        call.timer(Timer.RING, PERSONAL_RING_SECONDS),
+        call.timer(Timer.RING, ring_seconds),
     ]
     return Next(out, DialingUser(user))
 
@@ -126,7 +125,7 @@ def _user_answered(call: Call, board: Switchboard, user: str, at: datetime) -> N
     board.talking[user] = call.id
     call.answered_by = user
     call.facts.append(Entered(Stage.DIALER_CONTACT, at, call.dialed))
-    out = [call.cancel(Timer.RING), *call.dial_external(call.dialed, EXTERNAL_RING_SECONDS)]
+    out = [call.cancel(Timer.RING), *call.dial_external(call.dialed, call.config.external_ring_seconds)]
     return Next(out, Ringing(Stage.DIALER_CONTACT, None, 0, ()))
 
 
@@ -166,7 +165,8 @@ def resume(call: Call, board: Switchboard, event: ev.DialerCallAdopted) -> Next:
             step = _user_answered(call, board, detail, event.at)
             return Next(out + step.actions, step.stage)
         board.offered[detail] = call.id
-        return Next([*out, call.timer(Timer.RING, PERSONAL_RING_SECONDS)], DialingUser(detail))
+        ring_seconds = call.config.users[detail].ring_seconds
+        return Next([*out, call.timer(Timer.RING, ring_seconds)], DialingUser(detail))
     user = call.answered_by or ""
     if stage not in (Stage.DIALER_CONTACT, Stage.TALKING) or not event.user.up or contact is None:
         if stage is Stage.DIALER_CONTACT:
@@ -179,7 +179,7 @@ def resume(call: Call, board: Switchboard, event: ev.DialerCallAdopted) -> Next:
     call.follow(contact.channel_id)
     ringing = Ringing(Stage.DIALER_CONTACT, None, 0, ())
     if not contact.up:
-        return Next([*out, call.timer(Timer.RING, EXTERNAL_RING_SECONDS)], ringing)
+        return Next([*out, call.timer(Timer.RING, call.config.external_ring_seconds)], ringing)
     entered = frozenset(
         channel
         for channel, bridge in ((call.channel_id, event.user.bridge), (contact.channel_id, contact.bridge))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from callkeeper.calls import actions as act
-from callkeeper.calls import adoption, dialer, ivr, legs, personal_line, queue, ring_group, voicemail
+from callkeeper.calls import adoption, dialer, handoff, ivr, legs, personal_line, queue, ring_group, voicemail
 from callkeeper.calls import inputs as ev
 from callkeeper.calls.actions import Timer
 from callkeeper.calls.call import (
@@ -28,6 +28,7 @@ from callkeeper.calls.call import (
     EnterQueue,
     Finish,
     GoTo,
+    HandedOff,
     HangUp,
     InVoicemail,
     Menu,
@@ -98,6 +99,9 @@ class Engine:
     def away(self) -> list[str]:
         return sorted(self.board.away)
 
+    def do_not_disturb(self) -> list[str]:
+        return sorted(self.board.dnd)
+
     def line_override(self, line: str) -> Override:
         return self.board.line_overrides.get(line, "auto")
 
@@ -128,9 +132,14 @@ class Engine:
                     endpoint
                 )
                 return self._offer_queues() if changed and online else []
-            case ev.PresenceChanged(user=user, away=away):
+            case ev.DeviceStateChanged(device=device, busy=busy):
+                freed = not busy and device in self.board.busy_devices
+                (self.board.busy_devices.add if busy else self.board.busy_devices.discard)(device)
+                return self._offer_queues() if freed else []
+            case ev.PresenceChanged(user=user, away=away, dnd=dnd):
                 (self.board.away.add if away else self.board.away.discard)(user)
-                return [] if away else self._offer_queues()
+                (self.board.dnd.add if dnd else self.board.dnd.discard)(user)
+                return [] if away or dnd else self._offer_queues()
             case ev.LineOverrideChanged(line=line, mode=mode):
                 if mode == "auto":
                     self.board.line_overrides.pop(line, None)
@@ -157,12 +166,27 @@ class Engine:
                 | ev.ChannelBridged(channel_id=cid)
                 | ev.DtmfReceived(channel_id=cid)
                 | ev.VoicemailFinished(channel_id=cid)
+                | ev.LeftApp(channel_id=cid)
+                | ev.CallerConnected(channel_id=cid)
+                | ev.HandoffEnded(channel_id=cid)
             ):
                 call = self.calls.get(self.routes.channels.get(cid, ""))
             case _:
                 return []
         if call is None:
             return []
+        if isinstance(call.stage, HandedOff) and event_channel(event) in (call.channel_id, None):
+            if (
+                isinstance(event, ev.ActionFailed)
+                and isinstance(event.action, act.HandOff)
+                and not event.gone
+            ):
+                return self.fail_call(call.id, event.at, f"hand-off failed: {event.message}")
+            if isinstance(event, ev.ChannelHungUp) and not event.observed:
+                call.end_observed = False
+            return self._with_progress(call, self._apply(call, handoff.on_event(call, event), event.at))
+        if isinstance(event, ev.LeftApp):  # out of our app other than by a hand-off: gone
+            event = ev.ChannelHungUp(event.channel_id, event.at)
         if isinstance(event, ev.ChannelHungUp) and not event.observed:
             # Asterisk went away: the call is cut off where it was, whichever channel went first.
             call.end_observed = False
@@ -388,17 +412,23 @@ class Engine:
 
     def _start_line(self, call: Call, at: datetime) -> Actions:
         line = call.line
+        # Before anything is played: Asterisk then plays the line's prompts and says numbers in it.
+        out: Actions = []
+        if line.language and call.direction is Direction.INBOUND:
+            out.append(act.SetVariable(call.id, call.channel_id, "CHANNEL(language)", line.language))
         if not is_open(line, at, self.board.line_overrides.get(line.name, "auto")):
             call.facts.append(Entered(Stage.AFTER_HOURS, at, line.name))
-            return self._enter(call, line.after_hours, at)
+            return out + self._enter(call, line.after_hours, at)
         if line.welcome:
             playback_id = call.next_id("welcome")
             call.facts.append(Entered(Stage.WELCOME, at, line.welcome))
-            return self._apply(call, Next(call.play((line.welcome,), playback_id), Welcome(playback_id)), at)
-        return self._enter(call, line.route, at)
+            welcome = Next(call.play((line.welcome,), playback_id), Welcome(playback_id))
+            return out + self._apply(call, welcome, at)
+        return out + self._enter(call, line.route, at)
 
     def _enter(self, call: Call, dest: Destination, at: datetime) -> Actions:
         config = call.config
+        call.personal_line_of = None
         match dest.kind:
             case DestinationKind.IVR:
                 step = ivr.start(call, config.ivrs[str(dest.target)], 1, at)
@@ -420,6 +450,8 @@ class Engine:
             case DestinationKind.DEAD_END:
                 call.facts.append(Entered(Stage.DEAD_END, at))
                 return self._hang_up_caller(call, at, "dead_end")
+            case DestinationKind.DIALPLAN:
+                step = handoff.start(call, str(dest.target), at)
         return self._apply(call, step, at)
 
     def _attempt_over(self, call: Call, ringing: Ringing, at: datetime) -> Actions:
@@ -524,3 +556,9 @@ class Engine:
             call.saved_facts, call.saved_playback = len(call.facts), playback
             out.append(act.SaveRecord(call.id, call.record(self.host)))
         return out
+
+
+def event_channel(event: ev.Input) -> str | None:
+    """The channel an input is about, if any."""
+    channel = getattr(event, "channel_id", None)
+    return channel if isinstance(channel, str) else None

@@ -115,10 +115,53 @@ class EndpointStateChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class LeftApp:
+    """A channel left our Stasis app: hung up, or handed to the dialplan."""
+
+    channel_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallerConnected:
+    """The dialplan a caller was handed to put them through (a queue member or a dialled phone
+    answered): `peer` is the answering channel's endpoint, like PJSIP/alice."""
+
+    channel_id: str
+    peer: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffEnded:
+    """A handed-off caller hung up; what the dialplan's applications left on the channel."""
+
+    channel_id: str
+    queue_status: str
+    abandoned: bool
+    dial_status: str
+    voicemail_status: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStateChanged:
+    """Asterisk's state of a user's device (`PJSIP/alice`): `busy` while it is in use, ringing or
+    on hold, whoever's call it is."""
+
+    device: str
+    busy: bool
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class PresenceChanged:
+    """A user set away, or do-not-disturb (at the desk, taking no calls); neither: available."""
+
     user: str
     away: bool
     at: datetime
+    dnd: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +238,11 @@ Input = (
     | TimerFired
     | ActionFailed
     | VoicemailFinished
+    | LeftApp
+    | CallerConnected
+    | HandoffEnded
     | EndpointStateChanged
+    | DeviceStateChanged
     | PresenceChanged
     | LineOverrideChanged
     | TurnTaken

@@ -31,6 +31,7 @@ class Stage(enum.StrEnum):
     TALKING = "talking"
     DIALER_USER = "dialer_user"
     DIALER_CONTACT = "dialer_contact"
+    DIALPLAN = "dialplan"  # handed to the PBX's own dialplan; the detail is CONTEXT,EXTEN,PRIORITY
     ENDED = "ended"
 
 
@@ -92,6 +93,7 @@ _RANG_OUT_REASONS = {
     (Stage.RING_GROUP, RangOutWhy.NO_AGENTS): Reason.NO_AGENTS_AVAILABLE,
     (Stage.QUEUE, RangOutWhy.MAX_WAIT): Reason.QUEUE_MAX_WAIT,
     (Stage.QUEUE, RangOutWhy.NO_ANSWER): Reason.QUEUE_MAX_WAIT,
+    (Stage.QUEUE, RangOutWhy.NO_AGENTS): Reason.NO_AGENTS_AVAILABLE,
     (Stage.PERSONAL_LINE, RangOutWhy.NO_ANSWER): Reason.PERSONAL_LINE_NO_ANSWER,
     (Stage.PERSONAL_LINE, RangOutWhy.NO_AGENTS): Reason.PERSONAL_LINE_NO_ANSWER,
     (Stage.EXTERNAL, RangOutWhy.NO_ANSWER): Reason.PERSONAL_LINE_NO_ANSWER,
@@ -113,7 +115,9 @@ _ENTRY_RULES = {
 
 def _hangup_verdict(fact: CallerHungUp, pressed_digit: bool) -> Verdict | None:
     match fact.stage:
-        case Stage.ARRIVED | Stage.WELCOME | Stage.LINE:
+        # A caller who leaves the handed-off dialplan before any queue, dial or voicemail left
+        # during its announcements.
+        case Stage.ARRIVED | Stage.WELCOME | Stage.LINE | Stage.DIALPLAN:
             return Verdict(Outcome.ABANDONED, Reason.WELCOME_HANGUP)
         case Stage.IVR:
             reason = Reason.IVR_HANGUP_AFTER_INPUT if pressed_digit else Reason.IVR_HANGUP

@@ -30,12 +30,14 @@ class DestinationKind(enum.StrEnum):
     EXTERNAL = "external"
     VOICEMAIL = "voicemail"
     DEAD_END = "dead_end"
+    DIALPLAN = "dialplan"
 
 
 @dataclass(frozen=True, slots=True)
 class Destination:
     """Where a call goes next: `ivr:NAME`, `ring_group:NAME`, `user:NAME`, `line:NAME`,
-    `external:+E164`, `voicemail` or `dead_end`. `target` is None for the last two."""
+    `external:+E164`, `dialplan:CONTEXT,EXTEN[,PRIORITY]`, `voicemail` or `dead_end`. `target` is
+    None for the last two."""
 
     kind: DestinationKind
     target: str | None = None
@@ -121,9 +123,16 @@ class HttpConfig:
 
 @dataclass(frozen=True, slots=True)
 class User:
+    """`ring_seconds`: how long their personal line rings them (and their backup number);
+    `mailbox`: where their personal line's missed calls leave messages (default: the line's);
+    `ring_when_busy`: rung even while their phone is in use, ringing or on hold (call waiting)."""
+
     name: str
     endpoint: str
     backup_number: str | None = None
+    ring_seconds: int = 20
+    mailbox: str | None = None
+    ring_when_busy: bool = False
     web_password_hash: Secret | None = None
     inbox_lines: tuple[str, ...] | None = None
 
@@ -143,6 +152,8 @@ class RingGroup:
     ring_seconds: int = 20
     fishing_mode: bool = False
     queue: QueueConfig | None = None
+    cid_name_prefix: str | None = None
+    ring_when_busy: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +165,7 @@ class Ivr:
     attempts: int = 3
     no_input: Destination | None = None
     invalid: Destination | None = None
-    invalid_prompt: str = "sound:option-is-invalid"
+    invalid_prompt: str = "sound:pm-invalid-option"  # Asterisk core sounds: "that is not a valid option"
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +236,8 @@ class Line:
     short_abandon_seconds: int = 0
     missed_calls: MissedCalls = MissedCalls()
     followup_text: FollowupText | None = None
+    cid_name_prefix: str = ""
+    language: str | None = None
 
     @property
     def mailbox(self) -> str:
@@ -279,6 +292,7 @@ class Config:
     shutdown_grace_seconds: int = 30
     log_level: str = "info"
     rate_limits: TextLimits = TextLimits()
+    external_ring_seconds: int = 30
 
     def line_for_number(self, number: str) -> Line | None:
         for line in self.lines.values():

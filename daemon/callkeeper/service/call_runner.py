@@ -32,6 +32,9 @@ from callkeeper.service.translate import to_inputs
 
 log = structlog.get_logger(__name__)
 
+# dialplan/callkeeper.conf: reports a handed-off caller's QUEUESTATUS, DIALSTATUS, VMSTATUS at hangup.
+HANDOFF_HANDLER = "callkeeper-handoff,s,1"
+
 DIAL_ATTEMPTS = 20
 DIAL_RETRY_SECONDS = 0.025
 SHUTDOWN_CLEANUP_SECONDS = 5.0
@@ -238,11 +241,20 @@ class CallService:
                 await rest.destroy_bridge(bridge_id)
             case act.ContinueInDialplan(channel_id=channel_id, context=context, extension=extension):
                 await rest.continue_in_dialplan(channel_id, context, extension, action.priority)
+            case act.HandOff(channel_id=channel_id, context=context, extension=extension):
+                # Still ours to watch once out of the app; the hangup handler reports how it ended.
+                await rest.subscribe(self.config.asterisk.app, f"channel:{channel_id}")
+                await rest.set_variable(channel_id, "CHANNEL(hangup_handler_push)", HANDOFF_HANDLER)
+                await rest.continue_in_dialplan(channel_id, context, extension, action.priority)
+            case act.SetVariable(channel_id=channel_id, name=name, value=value):
+                await rest.set_variable(channel_id, name, value)
 
     async def _dial_leg(self, leg: act.DialLeg) -> None:
-        variables = {"CALLERID(num)": leg.caller_number, **leg.variables}
+        # Asterisk builds the From (and P-Asserted-Identity) of a SIP leg from its connected line;
+        # `i`: set without sending an update, as the leg is not yet called.
+        variables = {"CONNECTEDLINE(num,i)": leg.caller_number, **leg.variables}
         if leg.caller_name:
-            variables["CALLERID(name)"] = leg.caller_name
+            variables["CONNECTEDLINE(name,i)"] = leg.caller_name
         self.entering[leg.leg_id] = asyncio.Event()
         try:
             await self.rest.create_channel(

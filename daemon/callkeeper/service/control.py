@@ -26,6 +26,7 @@ from callkeeper.tollfraud import dial_out_refusal
 log = structlog.get_logger(__name__)
 
 AWAY_KEY = "presence.away"
+DND_KEY = "presence.dnd"
 OVERRIDE_KEY = "line.override."
 PERSIST_GRACE_SECONDS = 2.0
 
@@ -104,20 +105,26 @@ class LiveDaemon:
         followups: FollowupService,
         ari_ready: Callable[[], bool],
         reconnects: Callable[[], int],
+        *,
+        missing_sounds: Callable[[], Mapping[str, Sequence[str]]] = dict,
     ) -> None:
         self.service = service
         self.store = store
         self.followups = followups
         self._ari_ready = ari_ready
         self._reconnects = reconnects
+        self._missing_sounds = missing_sounds
         self._writes = Tasks()
 
     async def restore(self) -> None:
         """Presence and overrides set through the API before a restart."""
         away = await self.store.get_state(AWAY_KEY)
+        dnd = await self.store.get_state(DND_KEY)
         now = now_utc()
         for user in filter(None, (away or "").split(",")):
             self.service.feed(ev.PresenceChanged(user, True, now))
+        for user in filter(None, (dnd or "").split(",")):
+            self.service.feed(ev.PresenceChanged(user, False, now, dnd=True))
         for line in self.line_names():
             mode = await self.store.get_state(OVERRIDE_KEY + line)
             if mode:
@@ -136,6 +143,9 @@ class LiveDaemon:
     def config_loaded(self) -> bool:
         return True
 
+    def missing_sounds(self) -> Mapping[str, Sequence[str]]:
+        return self._missing_sounds()
+
     def user_names(self) -> Sequence[str]:
         return list(self.service.engine.config.users)
 
@@ -145,9 +155,10 @@ class LiveDaemon:
     def presence(self, user: str) -> str:
         return self.service.engine.presence(user)
 
-    def set_presence(self, user: str, away: bool) -> None:
-        self.service.feed(ev.PresenceChanged(user, away, now_utc()))
+    def set_presence(self, user: str, presence: str) -> None:
+        self.service.feed(ev.PresenceChanged(user, presence == "away", now_utc(), dnd=presence == "dnd"))
         self._persist(AWAY_KEY, ",".join(self.service.engine.away()) or None)
+        self._persist(DND_KEY, ",".join(self.service.engine.do_not_disturb()) or None)
 
     def line_override(self, line: str) -> str:
         return self.service.engine.line_override(line)
@@ -192,7 +203,7 @@ class LiveDaemon:
 
     def metrics(self) -> MetricsSnapshot:
         service = self.service
-        users: dict[str, int] = {"available": 0, "busy": 0, "away": 0, "offline": 0}
+        users: dict[str, int] = {"available": 0, "busy": 0, "away": 0, "dnd": 0, "offline": 0}
         for user in self.user_names():
             users[self.presence(user)] += 1
         queues = self.queues()

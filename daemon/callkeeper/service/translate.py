@@ -11,6 +11,7 @@ from callkeeper.calls import inputs as ev
 
 INBOUND = "inbound"
 VOICEMAIL_EVENT = "CallkeeperVoicemail"
+HANDOFF_EVENT = "CallkeeperHandoff"
 # The soft-hangup flag of every channel Asterisk takes down as it shuts down (AST_SOFTHANGUP_SHUTDOWN):
 # nobody hung up, the call was cut off.
 SOFTHANGUP_SHUTDOWN = 1 << 2
@@ -30,6 +31,7 @@ WANTED_EVENTS = (
     ari.PlaybackFinished.type,
     ari.ChannelUserevent.type,
     ari.EndpointStateChange.type,
+    ari.DeviceStateChanged.type,
     ari.ApplicationReplaced.type,
     RESPONSE_TYPE,  # the answers to REST requests sent over the event socket
 )
@@ -63,12 +65,19 @@ def _destroyed(event: ari.ChannelDestroyed) -> Inputs:
 
 
 def _stasis_end(event: ari.StasisEnd) -> Inputs:
-    return (ev.ChannelHungUp(event.channel.id, event.timestamp),)
+    return (ev.LeftApp(event.channel.id, event.timestamp),)
 
 
 def _dial(event: ari.Dial) -> Inputs:
     status = event.dialstatus
-    return (ev.LegProgress(event.peer.id, status, event.timestamp),) if status else ()
+    if not status:
+        return ()
+    progress = ev.LegProgress(event.peer.id, status, event.timestamp)
+    if status == "ANSWER" and event.caller is not None:
+        # The dialplan of a handed-off caller (a queue, a Dial()) put them through.
+        peer = event.peer.name.rpartition("-")[0] or event.peer.name
+        return (progress, ev.CallerConnected(event.caller.id, peer, event.timestamp))
+    return (progress,)
 
 
 def _state_change(event: ari.ChannelStateChange) -> Inputs:
@@ -90,7 +99,20 @@ def _playback_finished(event: ari.PlaybackFinished) -> Inputs:
 
 def _userevent(event: ari.ChannelUserevent) -> Inputs:
     channel, fields = event.channel, event.userevent
-    if event.eventname != VOICEMAIL_EVENT or channel is None:
+    if channel is None:
+        return ()
+    if event.eventname == HANDOFF_EVENT:
+        return (
+            ev.HandoffEnded(
+                channel.id,
+                str(fields.get("queuestatus", "")),
+                str(fields.get("abandoned", "")).upper() == "TRUE",
+                str(fields.get("dialstatus", "")),
+                str(fields.get("vmstatus", "")),
+                event.timestamp,
+            ),
+        )
+    if event.eventname != VOICEMAIL_EVENT:
         return ()
     status, seconds = str(fields.get("status", "")), _int(fields.get("seconds"))
     return (ev.VoicemailFinished(channel.id, status, seconds, event.timestamp),)
@@ -100,6 +122,14 @@ def _endpoint(event: ari.EndpointStateChange) -> Inputs:
     endpoint = event.endpoint
     key = f"{endpoint.technology}/{endpoint.resource}"
     return (ev.EndpointStateChanged(key, endpoint.state == "online", event.timestamp),)
+
+
+# A phone in these states is on a call (anyone's): not free to ring.
+BUSY_DEVICE_STATES = frozenset({"INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
+
+
+def _device_state(event: ari.DeviceStateChanged) -> Inputs:
+    return (ev.DeviceStateChanged(event.device, event.state in BUSY_DEVICE_STATES, event.timestamp),)
 
 
 # One lookup per event instead of a match over every event type; the other types give no input.
@@ -115,6 +145,7 @@ _TRANSLATE: dict[type, Callable[[Any], Inputs]] = {
     ari.PlaybackFinished: _playback_finished,
     ari.ChannelUserevent: _userevent,
     ari.EndpointStateChange: _endpoint,
+    ari.DeviceStateChanged: _device_state,
 }
 
 
