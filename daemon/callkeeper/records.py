@@ -46,27 +46,27 @@ class Reason(enum.StrEnum):
 
 
 REASON_WORDS: Mapping[Reason, str] = {
-    Reason.WELCOME_HANGUP: "caller hung up during the welcome",
-    Reason.IVR_HANGUP: "caller hung up in the menu before pressing a key",
-    Reason.IVR_HANGUP_AFTER_INPUT: "caller hung up in the menu after pressing a key",
-    Reason.RING_GROUP_CALLER_HANGUP: "caller gave up while the ring group rang",
-    Reason.FISHING_HANGUP: "caller gave up while the ring group rang (fishing mode)",
-    Reason.RING_GROUP_NO_ANSWER: "nobody in the ring group answered",
-    Reason.NO_AGENTS_AVAILABLE: "nobody in the ring group was available",
-    Reason.QUEUE_CALLER_HANGUP: "caller gave up waiting in the queue",
-    Reason.QUEUE_MAX_WAIT: "caller waited the queue's longest wait",
-    Reason.PERSONAL_LINE_CALLER_HANGUP: "caller gave up while the user's phone rang",
-    Reason.PERSONAL_LINE_NO_ANSWER: "the user did not answer",
-    Reason.AFTER_HOURS: "called outside business hours",
-    Reason.VOICEMAIL: "sent to voicemail",
-    Reason.DEAD_END: "routed to a dead end",
-    Reason.ANSWERED: "talked to someone",
-    Reason.PROGRESSIVE_NO_ANSWER: "the contact did not answer the dialer's call",
-    Reason.PROGRESSIVE_USER_NO_ANSWER: "no user took the dialer's call",
-    Reason.UNKNOWN_NUMBER: "dialled a number no line has",
-    Reason.FAILURE: "callkeeper could not handle the call",
+    Reason.WELCOME_HANGUP: "Hung up during the welcome message",
+    Reason.IVR_HANGUP: "Hung up in the menu before choosing",
+    Reason.IVR_HANGUP_AFTER_INPUT: "Hung up in the menu after choosing",
+    Reason.RING_GROUP_CALLER_HANGUP: "Hung up while the phones rang",
+    Reason.FISHING_HANGUP: "Hung up while the phones rang",
+    Reason.RING_GROUP_NO_ANSWER: "Nobody answered",
+    Reason.NO_AGENTS_AVAILABLE: "Nobody was available to answer",
+    Reason.QUEUE_CALLER_HANGUP: "Hung up while waiting in the queue",
+    Reason.QUEUE_MAX_WAIT: "Waited too long in the queue",
+    Reason.PERSONAL_LINE_CALLER_HANGUP: "Hung up while the phone rang",
+    Reason.PERSONAL_LINE_NO_ANSWER: "Nobody answered",
+    Reason.AFTER_HOURS: "Called while closed",
+    Reason.VOICEMAIL: "Sent to voicemail",
+    Reason.DEAD_END: "Ended on purpose (dead end)",
+    Reason.ANSWERED: "Answered",
+    Reason.PROGRESSIVE_NO_ANSWER: "We called; they did not answer",
+    Reason.PROGRESSIVE_USER_NO_ANSWER: "We tried to call; our phone did not answer",
+    Reason.UNKNOWN_NUMBER: "Called a number no line owns",
+    Reason.FAILURE: "Call failed on our side",
 }
-"""Each reason in words, for people reading records (`callkeeper calls`)."""
+"""Each reason in the words of the receptionist who calls back (the inbox page, `callkeeper calls`)."""
 
 
 def utc_iso(moment: datetime | None) -> str | None:
