@@ -23,16 +23,18 @@ USERS = {  # the example's users, played by the test dialplan
     "bob": "Local/bob@user-noanswer",
     "carol": "Local/carol@user-busy",
 }
-CALLS = [  # (what happens, number dialled, caller script)
-    ("picks sales in the menu, alice answers", "+12125550100", "wait:3/dtmf:1/wait:6"),
-    ("hangs up during the welcome", "+12125550100", "hangup"),
+CALLS = [  # (what happens, number dialled, caller script once answered, seconds it rings before giving up)
+    ("picks sales in the menu, alice answers", "+12125550100", "wait:3/dtmf:1/wait:6", 30),
+    ("hangs up during the welcome", "+12125550100", "hangup", 30),
     (
         "leaves a voicemail from the menu",
         "+12125550100",
         "wait:3/dtmf:9/wait:10/play:hello-world/play:hello-world",
+        30,
     ),
-    ("gives up while support rings", "+12125550199", "wait:4"),
-    ("dials a number no line has", "+12125550142", "wait:1"),
+    # callkeeper leaves a caller unanswered while phones ring: this one hangs up after 4 s of ringing.
+    ("gives up while support rings", "+12125550199", "hangup", 4),
+    ("dials a number no line has", "+12125550142", "wait:1", 30),
 ]
 
 
@@ -44,13 +46,10 @@ def demo_config(sandbox: dict[str, str], workdir: Path, port: int) -> dict[str, 
     config["http"]["listen"] = f"127.0.0.1:{port}"
     for name, endpoint in USERS.items():
         config["users"][name]["endpoint"] = endpoint
-    # Sounds that Asterisk ships, in place of the example's own recordings.
-    config["lines"]["main"]["welcome"] = "sound:hello-world"
-    config["ivrs"]["main-menu"]["prompt"] = "sound:demo-congrats"
     return config
 
 
-async def place(sandbox: dict[str, str], number: str, script: str) -> str:
+async def place(sandbox: dict[str, str], number: str, script: str, give_up_seconds: int) -> str:
     tag = uuid.uuid4().hex[:12]
     inbound = f"inbound-{tag}"
     auth = "Basic " + base64.b64encode(f"{sandbox['ARI_USER']}:{sandbox['ARI_PASSWORD']}".encode()).decode()
@@ -63,6 +62,7 @@ async def place(sandbox: dict[str, str], number: str, script: str) -> str:
                 "context": "test-caller",
                 "extension": "s",
                 "callerId": "Demo Caller <+14155550111>",
+                "timeout": give_up_seconds,
                 "channelId": f"caller-{tag}",
                 "otherChannelId": inbound,
                 "variables": {"CALLER_SCRIPT": script},
@@ -85,9 +85,9 @@ async def api(port: int, method: str, path: str, body: object = None) -> object:
 async def run_calls(sandbox: dict[str, str], port: int) -> None:
     await api(port, "PUT", "/api/v1/lines/main/override", {"mode": "open"})
     ids = []
-    for what, number, script in CALLS:
+    for what, number, script, give_up_seconds in CALLS:
         print(f"  caller {what} ({number})")
-        ids.append(await place(sandbox, number, script))
+        ids.append(await place(sandbox, number, script, give_up_seconds))
         await asyncio.sleep(0.5)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -44,10 +44,6 @@ class AriClientForTests(AriRestClient):
         )
         return str(reply["value"])
 
-    async def set_variable(self, channel_id: str, name: str, value: str) -> None:
-        params = {"variable": name, "value": value}
-        await self._request("POST", f"/channels/{path_segment(channel_id)}/variable", params)
-
     async def originate(
         self,
         endpoint: str,

@@ -58,6 +58,9 @@ class Sandbox:
     spool: Path
     log: Path
     cli_command: tuple[str, ...]
+    sip_host: str
+    """Asterisk's PJSIP transport (UDP), `sip_host:sip_port`."""
+    sip_port: int
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Sandbox:
@@ -70,6 +73,8 @@ class Sandbox:
             spool=Path(env["ASTERISK_SPOOL"]),
             log=Path(env["ASTERISK_LOG"]),
             cli_command=tuple(shlex.split(env["ASTERISK_CLI"])),
+            sip_host=env["SIP_ADDRESS"].rsplit(":", 1)[0],
+            sip_port=int(env["SIP_ADDRESS"].rsplit(":", 1)[1]),
         )
 
     @property

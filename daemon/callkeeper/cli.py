@@ -10,7 +10,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from callkeeper import __version__
+import aiohttp
+
+from callkeeper import __version__, sounds
 from callkeeper.api.client import (
     ApiClientError,
     change_opt_out,
@@ -18,8 +20,11 @@ from callkeeper.api.client import (
     fetch_calls,
     format_calls_table,
 )
+from callkeeper.ari.errors import AriError
+from callkeeper.ari.rest import AriRestClient
 from callkeeper.config.json_schema import json_schema
-from callkeeper.config.loader import ConfigError, check_config, load_config
+from callkeeper.config.loader import ConfigError, load_config
+from callkeeper.config.model import Config
 from callkeeper.logs import setup_logging
 from callkeeper.run import run_daemon
 
@@ -37,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate a config file: prints OK or every error")
     check.add_argument("file", type=Path)
+    check.add_argument(
+        "--asterisk", action="store_true", help="also ask the config's Asterisk for every sound it plays"
+    )
 
     commands.add_parser("schema", help="print the JSON Schema of the config file")
     commands.add_parser("new-token", help="print a new random API token for http.token")
@@ -68,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     match args.command:
         case "check-config":
-            return _check_config(args.file)
+            return _check_config(args.file, args.asterisk)
         case "schema":
             print(json.dumps(json_schema(), indent=2))
             return 0
@@ -86,14 +94,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
-def _check_config(path: Path) -> int:
-    problems = check_config(path)
+def _check_config(path: Path, asterisk: bool) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        problems = error.lines()
+    else:
+        problems = []
+        if asterisk:
+            try:
+                missing = asyncio.run(_missing_sounds(config))
+            except (AriError, aiohttp.ClientError, TimeoutError) as error:
+                print(f"callkeeper: cannot ask Asterisk at {config.asterisk.url}: {error}", file=sys.stderr)
+                return 1
+            problems = sounds.problems(config, missing, path)
     if not problems:
         print("OK")
         return 0
     for problem in problems:
         print(problem, file=sys.stderr)
     return 2
+
+
+async def _missing_sounds(config: Config) -> dict[str, list[str]]:
+    async with AriRestClient(config.asterisk) as rest:
+        return await sounds.missing_sounds(rest, config)
 
 
 def _run(config_path: Path, log_json: bool | None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +43,30 @@ class Reason(enum.StrEnum):
     PROGRESSIVE_USER_NO_ANSWER = "progressive_user_no_answer"
     UNKNOWN_NUMBER = "unknown_number"
     FAILURE = "failure"
+
+
+REASON_WORDS: Mapping[Reason, str] = {
+    Reason.WELCOME_HANGUP: "caller hung up during the welcome",
+    Reason.IVR_HANGUP: "caller hung up in the menu before pressing a key",
+    Reason.IVR_HANGUP_AFTER_INPUT: "caller hung up in the menu after pressing a key",
+    Reason.RING_GROUP_CALLER_HANGUP: "caller gave up while the ring group rang",
+    Reason.FISHING_HANGUP: "caller gave up while the ring group rang (fishing mode)",
+    Reason.RING_GROUP_NO_ANSWER: "nobody in the ring group answered",
+    Reason.NO_AGENTS_AVAILABLE: "nobody in the ring group was available",
+    Reason.QUEUE_CALLER_HANGUP: "caller gave up waiting in the queue",
+    Reason.QUEUE_MAX_WAIT: "caller waited the queue's longest wait",
+    Reason.PERSONAL_LINE_CALLER_HANGUP: "caller gave up while the user's phone rang",
+    Reason.PERSONAL_LINE_NO_ANSWER: "the user did not answer",
+    Reason.AFTER_HOURS: "called outside business hours",
+    Reason.VOICEMAIL: "sent to voicemail",
+    Reason.DEAD_END: "routed to a dead end",
+    Reason.ANSWERED: "talked to someone",
+    Reason.PROGRESSIVE_NO_ANSWER: "the contact did not answer the dialer's call",
+    Reason.PROGRESSIVE_USER_NO_ANSWER: "no user took the dialer's call",
+    Reason.UNKNOWN_NUMBER: "dialled a number no line has",
+    Reason.FAILURE: "callkeeper could not handle the call",
+}
+"""Each reason in words, for people reading records (`callkeeper calls`)."""
 
 
 def utc_iso(moment: datetime | None) -> str | None:

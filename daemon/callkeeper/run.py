@@ -14,9 +14,10 @@ import structlog
 
 from callkeeper.api.server import start_api
 from callkeeper.ari.connection import AriConnection
-from callkeeper.ari.errors import AriAuthError
+from callkeeper.ari.errors import AriAuthError, AriError
 from callkeeper.ari.rest import AriRestClient
 from callkeeper.calls import inputs as ev
+from callkeeper.calls.switchboard import endpoint_key
 from callkeeper.config.loader import ConfigError, load_config, load_config_in_thread
 from callkeeper.config.model import Config
 from callkeeper.followups.service import FollowupService
@@ -28,6 +29,7 @@ from callkeeper.service.record_writer import RecordWriter
 from callkeeper.service.systemd import Notifier, watchdog_loop
 from callkeeper.service.translate import WANTED_EVENTS
 from callkeeper.service.turns import RoundRobinTurns
+from callkeeper.sounds import missing_sounds
 from callkeeper.store import Store, open_store
 
 log = structlog.get_logger(__name__)
@@ -68,15 +70,19 @@ class Daemon:
             self.followups,
             lambda: self.connection.ready,
             lambda: self.connection.reconnects,
+            missing_sounds=lambda: self.missing_sounds,
         )
         self.inbox = InboxService(store, lambda: self.config, self.control)
         self.notifier = Notifier()
         self.first_ready = True
+        self.missing_sounds: dict[str, list[str]] = {}
 
     async def _on_ready(self) -> None:
         app = self.config.asterisk.app
         await self.rest.set_event_filter(app, WANTED_EVENTS)
         await self.rest.subscribe(app, "endpoint:PJSIP")
+        await self._watch_devices()
+        await self._check_sounds()
         now = now_utc()
         for endpoint in await self.rest.list_endpoints():
             self.service.feed(
@@ -90,6 +96,22 @@ class Daemon:
         log.info("ready", app=app, calls_in_progress=self.service.calls_in_progress())
         self.notifier.ready(f"connected to ARI, {self.service.calls_in_progress()} calls in progress")
 
+    async def _watch_devices(self) -> None:
+        """Every user's device state, so a phone busy on any call (not only ours) is not rung.
+        Asterisk sends each device's current state when the subscription starts."""
+        app = self.config.asterisk.app
+        for device in sorted({endpoint_key(user.endpoint) for user in self.config.users.values()}):
+            try:
+                await self.rest.subscribe(app, f"deviceState:{device}")
+            except AriError as error:
+                log.warning("device_state_unavailable", device=device, error=str(error))
+
+    async def _check_sounds(self) -> None:
+        missing = await missing_sounds(self.rest, self.config)
+        for sound, paths in missing.items():
+            log.warning("sound_missing", sound=sound, used_by=paths)
+        self.missing_sounds = missing
+
     async def reload(self) -> None:
         try:
             config = await load_config_in_thread(self.config_path)
@@ -100,6 +122,9 @@ class Daemon:
         self.service.engine.reload(config)
         self.followups.reload(config)
         self.turns.reload(config)
+        if self.connection.ready:
+            self.service.tasks.start(self._watch_devices(), name="watch-devices")
+            self.service.tasks.start(self._check_sounds(), name="check-sounds")
         log.info("config_reloaded", path=str(self.config_path))
 
     async def run(self) -> int:

@@ -142,33 +142,27 @@ async def _no_channels(sandbox: Sandbox) -> bool:
 
 @overload
 async def wait_until(
-    predicate: Callable[[], Awaitable[T]],
-    within: float = ...,
-    interval: float = ...,
-    what: str = ...,
+    predicate: Callable[[], Awaitable[T]], within: float = ..., interval: float = ..., what: str = ...
 ) -> T: ...
 
 
 @overload
 async def wait_until(
-    predicate: Callable[[], T],
-    within: float = ...,
-    interval: float = ...,
-    what: str = ...,
+    predicate: Callable[[], T], within: float = ..., interval: float = ..., what: str = ...
 ) -> T: ...
 
 
 async def wait_until(
-    predicate: Callable[[], T | Awaitable[T]],
+    predicate: Callable[[], Any],
     within: float = 10.0,
     interval: float = 0.05,
     what: str = "the condition",
-) -> T:
+) -> Any:
     """Polls `predicate` (plain or async) until it returns something truthy, and returns that."""
     deadline = time.monotonic() + within
     while True:
         result = predicate()
-        value: T = await result if inspect.isawaitable(result) else result
+        value = await result if inspect.isawaitable(result) else result
         if value:
             return value
         if time.monotonic() >= deadline:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench import ari_transport, live_load, native, record
+from bench import ari_transport, live_load, native, record, sip_load
 from bench.common import asterisk_sandbox
 from bench.replay import replay
 from bench.scenarios import EVERY_VERDICT, LOAD_MIX, every_verdict_config
@@ -48,6 +48,14 @@ async def test_native_against_callkeeper(sandbox: Sandbox) -> None:
     for system in ("native", "callkeeper"):
         assert result["systems"][system]["rang"] == 1, result
     assert result["systems"]["callkeeper"]["wrong_verdicts"] == []
+
+
+async def test_sip_load_beside_dial(sandbox: Sandbox) -> None:
+    result = await sip_load.run(calls=2, rounds=1, rate=2, idle_seconds=0.5)
+    for system in ("native", "callkeeper"):
+        figures = result["systems"][system]
+        assert figures["failed"] == [], figures
+        assert figures["invite_to_phone_invite_ms"]["n"] == 2, figures
 
 
 async def test_ari_transport(sandbox: Sandbox) -> None:

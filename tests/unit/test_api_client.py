@@ -99,11 +99,12 @@ def test_the_table() -> None:
         "SHORT",
         "ANSWERED_BY",
         "DURATION",
+        "WHY",
     ]
     columns = [lines[0].index(name) for name in ("LINE", "CALLER", "OUTCOME", "DURATION")]
     for line in lines[1:]:
         assert all(line[at - 2 : at] == "  " for at in columns), line
-    assert lines[1].split() == [
+    assert lines[1][: lines[0].index("WHY")].split() == [
         "2024-05-06",
         "10:30",
         "sales",
@@ -115,8 +116,16 @@ def test_the_table() -> None:
         "alice",
         "0:42",
     ]
-    assert lines[2].split()[-5:] == ["missed", "ring_group_no_answer", "-", "-", "1:02:05"]
-    assert lines[3].split()[-6:] == ["in", "progress", "-", "-", "-", "-"]
+    assert lines[1].endswith("sent to voicemail")
+    assert lines[2].split()[-11:] == [
+        "missed",
+        "ring_group_no_answer",
+        "-",
+        "-",
+        "1:02:05",
+        *["nobody", "in", "the", "ring", "group", "answered"],
+    ]
+    assert lines[3].split()[-7:] == ["in", "progress", "-", "-", "-", "-", "-"]
 
 
 def test_start_times_are_local() -> None:

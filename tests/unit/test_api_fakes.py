@@ -187,12 +187,16 @@ class FakeControl:
     presence_changes: list[tuple[str, bool]] = field(default_factory=list)
     override_changes: list[tuple[str, str]] = field(default_factory=list)
     dialed: list[tuple[str, str, str | None, str | None]] = field(default_factory=list)
+    sounds_missing: dict[str, list[str]] = field(default_factory=dict)
 
     def ari_ready(self) -> bool:
         return self.ari
 
     def config_loaded(self) -> bool:
         return self.config
+
+    def missing_sounds(self) -> dict[str, list[str]]:
+        return self.sounds_missing
 
     def user_names(self) -> list[str]:
         return list(self.users)

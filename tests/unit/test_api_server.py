@@ -227,7 +227,14 @@ async def test_ready_when_everything_is(client: Client) -> None:
     assert await _json(client, "GET", "/readyz", 200) == {
         "status": "ready",
         "checks": {"ari": True, "config": True, "store": True},
+        "detail": {"missing_sounds": {}},
     }
+
+
+async def test_missing_sounds_are_named_but_not_fatal(client: Client, control: FakeControl) -> None:
+    control.sounds_missing = {"callkeeper/welcome": ["lines.main.welcome"]}
+    body = await _json(client, "GET", "/readyz", 200)
+    assert body["detail"] == {"missing_sounds": {"callkeeper/welcome": ["lines.main.welcome"]}}
 
 
 @pytest.mark.parametrize("failing", ["ari", "config", "store"])

@@ -72,7 +72,7 @@ ring_groups:
     members: [bob, carol]
 ivrs:
   main-menu:
-    prompt: sound:callkeeper/main-menu
+    prompt: sound:demo-instruct
     timeout_seconds: 5
     attempts: 3
     options: {"1": ring_group:sales, "2": ring_group:support, "3": user:alice, "9": voicemail}
@@ -84,7 +84,7 @@ lines:
     business_hours: {mon-fri: ["09:00-12:00", "13:00-17:00"], sat: ["10:00-14:00"]}
     holidays: ["2026-12-25"]
     after_hours: voicemail
-    welcome: sound:callkeeper/welcome
+    welcome: sound:hello
     route: ivr:main-menu
     short_abandon_seconds: 5
     missed_calls: {action: voicemail, mailbox: "1000@default"}
@@ -184,7 +184,7 @@ def test_issue_config_is_accepted_as_written() -> None:
     )
     assert config.ivrs["main-menu"] == Ivr(
         name="main-menu",
-        prompt="sound:callkeeper/main-menu",
+        prompt="sound:demo-instruct",
         options={
             "1": Destination(DestinationKind.RING_GROUP, "sales"),
             "2": Destination(DestinationKind.RING_GROUP, "support"),
@@ -201,7 +201,7 @@ def test_issue_config_is_accepted_as_written() -> None:
     assert main.timezone == ZoneInfo("America/New_York")
     assert main.route == Destination(DestinationKind.IVR, "main-menu")
     assert main.after_hours == Destination(DestinationKind.VOICEMAIL)
-    assert main.welcome == "sound:callkeeper/welcome"
+    assert main.welcome == "sound:hello"
     assert main.short_abandon_seconds == 5
     assert main.missed_calls == MissedCalls(
         action=Destination(DestinationKind.VOICEMAIL), mailbox="1000@default"
@@ -297,7 +297,7 @@ lines:
     menu = config.ivrs["menu"]
     assert list(menu.options) == ["1", "*", "#", "0"]
     assert (menu.timeout_seconds, menu.attempts, menu.no_input, menu.invalid) == (5, 3, None, None)
-    assert menu.invalid_prompt == "sound:option-is-invalid"
+    assert menu.invalid_prompt == "sound:pm-invalid-option"
 
 
 # -- the rest of the file ------------------------------------------------------------------------

@@ -9,9 +9,20 @@ from urllib.parse import quote
 import aiohttp
 
 from callkeeper.config.model import Secret
-from callkeeper.records import parse_utc
+from callkeeper.records import REASON_WORDS, Reason, parse_utc
 
-COLUMNS = ("STARTED", "LINE", "CALLER", "DIALED", "OUTCOME", "REASON", "SHORT", "ANSWERED_BY", "DURATION")
+COLUMNS = (
+    "STARTED",
+    "LINE",
+    "CALLER",
+    "DIALED",
+    "OUTCOME",
+    "REASON",
+    "SHORT",
+    "ANSWERED_BY",
+    "DURATION",
+    "WHY",
+)
 
 
 class ApiClientError(Exception):
@@ -153,7 +164,15 @@ def _row(call: dict[str, Any], tz: tzinfo | None) -> tuple[str, ...]:
         "yes" if call.get("short") is True else "-",
         _cell(call.get("answered_by")),
         _duration(started, ended),
+        _why(call.get("reason")),
     )
+
+
+def _why(reason: Any) -> str:
+    try:
+        return REASON_WORDS[Reason(reason)]
+    except ValueError:
+        return "-"
 
 
 def format_calls_table(calls: list[dict[str, Any]], tz: tzinfo | None = None) -> str:

@@ -221,6 +221,15 @@ SCHEMAS: dict[str, Any] = {
         {
             "status": {"type": "string", "enum": ["ready", "not ready"]},
             "checks": _obj({check: {"type": "boolean"} for check in ("ari", "config", "store")}),
+            "detail": _obj(
+                {
+                    "missing_sounds": {
+                        "type": "object",
+                        "description": "Sounds the config plays that Asterisk lacks: sound id -> YAML paths.",
+                        "additionalProperties": {"type": "array", "items": STRING},
+                    }
+                }
+            ),
         }
     ),
 }

@@ -111,6 +111,9 @@ class DaemonControl(Protocol):
 
     def config_loaded(self) -> bool: ...
 
+    def missing_sounds(self) -> Mapping[str, Sequence[str]]:
+        """Sounds the config plays that Asterisk lacks, with the YAML paths naming them."""
+
     def user_names(self) -> Sequence[str]: ...
 
     def line_names(self) -> Sequence[str]: ...
@@ -450,8 +453,13 @@ class _Api:
             "store": await self._store_healthy(),
         }
         ready = all(checks.values())
+        # A missing prompt is named, not fatal: the calls that would play it go on without it.
+        detail = {
+            "missing_sounds": {sound: list(paths) for sound, paths in self.control.missing_sounds().items()}
+        }
         return web.json_response(
-            {"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503
+            {"status": "ready" if ready else "not ready", "checks": checks, "detail": detail},
+            status=200 if ready else 503,
         )
 
     async def _store_healthy(self) -> bool:

@@ -275,6 +275,15 @@ class EndpointStateChange(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceStateChanged(Event):
+    """`state`: NOT_INUSE, INUSE, BUSY, RINGING, RINGINUSE, ONHOLD, UNAVAILABLE, INVALID, UNKNOWN."""
+
+    type: ClassVar[str] = "DeviceStateChanged"
+    device: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelUserevent(Event):
     """`channel` is None for an event raised for the application only."""
 
@@ -335,6 +344,7 @@ AriEvent = (
     | ChannelLeftBridge
     | BridgeDestroyed
     | EndpointStateChange
+    | DeviceStateChanged
     | ChannelUserevent
     | ChannelVarset
     | RecordingFinished
@@ -410,6 +420,9 @@ _PARSERS: dict[str, _Parser] = {
     BridgeDestroyed.type: lambda d, app, at, ast: BridgeDestroyed(app, at, ast, parse_bridge(d["bridge"])),
     EndpointStateChange.type: lambda d, app, at, ast: EndpointStateChange(
         app, at, ast, parse_endpoint(d["endpoint"])
+    ),
+    DeviceStateChanged.type: lambda d, app, at, ast: DeviceStateChanged(
+        app, at, ast, str(d["device_state"]["name"]), str(d["device_state"]["state"])
     ),
     ChannelUserevent.type: lambda d, app, at, ast: ChannelUserevent(
         app, at, ast, d["eventname"], _optional_channel(d.get("channel")), dict(d["userevent"])

@@ -138,6 +138,10 @@ class AriRestClient:
         """`reason`: normal, busy, congestion, no_answer, timeout, rejected, unallocated, ..."""
         await self._request("DELETE", f"/channels/{path_segment(channel_id)}", {"reason": reason})
 
+    async def set_variable(self, channel_id: str, name: str, value: str) -> None:
+        params = {"variable": name, "value": value}
+        await self._request("POST", f"/channels/{path_segment(channel_id)}/variable", params)
+
     async def continue_in_dialplan(
         self,
         channel_id: str,
@@ -228,6 +232,11 @@ class AriRestClient:
             raise
 
     # ---------------------------------------------------------------- endpoints, apps
+
+    async def sound_languages(self, sound_id: str) -> frozenset[str]:
+        """The languages Asterisk has the sound in (`hello-world`, `digits/1`); AriNotFound if none."""
+        reply = await self._request("GET", f"/sounds/{path_segment(sound_id)}")
+        return frozenset(str(item["language"]) for item in reply.get("formats", []))
 
     async def list_endpoints(self) -> list[Endpoint]:
         return [parse_endpoint(item) for item in await self._request("GET", "/endpoints")]

@@ -120,6 +120,16 @@ class ContinueInDialplan:
 
 
 @dataclass(frozen=True, slots=True)
+class SetVariable:
+    """A channel variable or function, like `CHANNEL(language)`."""
+
+    call_id: str
+    channel_id: str
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class StartTimer:
     call_id: str
     name: Timer
@@ -181,6 +191,7 @@ Action = (
     | BridgeChannels
     | DestroyBridge
     | ContinueInDialplan
+    | SetVariable
     | StartTimer
     | CancelTimer
     | SaveRecord

@@ -17,8 +17,6 @@ from callkeeper.calls.switchboard import Switchboard
 from callkeeper.config.model import Config, Destination, Ivr, Line, RingGroup
 from callkeeper.records import CallRecord, Direction, VoicemailResult
 
-EXTERNAL_RING_SECONDS = 30
-PERSONAL_RING_SECONDS = 20
 BRIDGE_PREFIX = "callkeeper-"
 PLAYBACK = "playback"  # in the `extra` of a record in progress: what the caller hears
 LEG_FAILURES = frozenset({"BUSY", "CONGESTION", "CHANUNAVAIL", "NOANSWER", "CANCEL", "DONTCALL", "TORTURE"})
@@ -283,6 +281,8 @@ class Call:
     saved_playback: str | None = None
     end_observed: bool = True
     followed: set[str] = field(default_factory=set)
+    # The user whose personal line rang last: its missed call goes to their own mailbox.
+    personal_line_of: str | None = None
 
     def next_id(self, kind: str) -> str:
         self.seq += 1
@@ -324,18 +324,21 @@ class Call:
         self.timers.pop(name, None)
         return act.CancelTimer(self.id, name)
 
-    def dial(self, who: str, endpoint: str, ring_seconds: int) -> Actions:
+    def dial(self, who: str, endpoint: str, ring_seconds: int, caller_name: str | None = None) -> Actions:
         leg = Leg(self.next_id("leg"), who)
         self.legs[leg.id] = leg
         self.follow(leg.id)
-        return [
-            act.DialLeg(
-                self.id, leg.id, endpoint, self.caller, self.caller_name, timeout_seconds=ring_seconds
-            )
-        ]
+        name = self.caller_name if caller_name is None else caller_name
+        return [act.DialLeg(self.id, leg.id, endpoint, self.caller, name, timeout_seconds=ring_seconds)]
 
-    def dial_user(self, user: str, ring_seconds: int) -> Actions:
-        return self.dial(user, self.config.users[user].endpoint, ring_seconds)
+    def dial_user(self, user: str, ring_seconds: int, group: RingGroup | None = None) -> Actions:
+        """The user's phone shows the caller's number and name, the name after the ring group's
+        `cid_name_prefix` (else the line's), so whoever answers knows which number was called."""
+        prefix = self.line.cid_name_prefix
+        if group is not None and group.cid_name_prefix is not None:
+            prefix = group.cid_name_prefix
+        name = f"{prefix}{self.caller_name or self.caller}" if prefix else self.caller_name
+        return self.dial(user, self.config.users[user].endpoint, ring_seconds, name)
 
     def dial_external(self, number: str, ring_seconds: int) -> Actions:
         template = self.config.asterisk.outbound_dial or "PJSIP/{number}"

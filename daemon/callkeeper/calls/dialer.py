@@ -9,9 +9,7 @@ from callkeeper.calls import actions as act
 from callkeeper.calls import inputs as ev
 from callkeeper.calls.actions import Timer
 from callkeeper.calls.call import (
-    EXTERNAL_RING_SECONDS,
     LEG_FAILURES,
-    PERSONAL_RING_SECONDS,
     Actions,
     Call,
     DialingUser,
@@ -67,6 +65,7 @@ def start(call: Call, board: Switchboard, event: ev.DialerRequested) -> Next:
         return Next([], then=Finish())
     call.facts.append(Entered(Stage.DIALER_USER, event.at, user))
     board.offered[user] = call.id
+    ring_seconds = call.config.users[user].ring_seconds
     out: Actions = [
         act.Log(call.id, call.line.name, "dialer_started", "info", {"contact": call.dialed, "user": user}),
         act.DialLeg(
@@ -74,9 +73,9 @@ def start(call: Call, board: Switchboard, event: ev.DialerRequested) -> Next:
             call.channel_id,
             call.config.users[user].endpoint,
             call.dialed,
-            timeout_seconds=PERSONAL_RING_SECONDS,
+            timeout_seconds=ring_seconds,
         ),
-        call.timer(Timer.RING, PERSONAL_RING_SECONDS),
+        call.timer(Timer.RING, ring_seconds),
     ]
     return Next(out, DialingUser(user))
 
@@ -88,7 +87,10 @@ def on_event(call: Call, board: Switchboard, dialing: DialingUser, event: ev.Inp
             board.talking[dialing.user] = call.id
             call.answered_by = dialing.user
             call.facts.append(Entered(Stage.DIALER_CONTACT, at, call.dialed))
-            out = [call.cancel(Timer.RING), *call.dial_external(call.dialed, EXTERNAL_RING_SECONDS)]
+            out = [
+                call.cancel(Timer.RING),
+                *call.dial_external(call.dialed, call.config.external_ring_seconds),
+            ]
             return Next(out, Ringing(Stage.DIALER_CONTACT, None, 0, ()))
         case ev.LegProgress(status=status, at=at) if status in LEG_FAILURES:
             return _not_answered(call, at)

@@ -128,6 +128,10 @@ class Engine:
                     endpoint
                 )
                 return self._offer_queues() if changed and online else []
+            case ev.DeviceStateChanged(device=device, busy=busy):
+                freed = not busy and device in self.board.busy_devices
+                (self.board.busy_devices.add if busy else self.board.busy_devices.discard)(device)
+                return self._offer_queues() if freed else []
             case ev.PresenceChanged(user=user, away=away):
                 (self.board.away.add if away else self.board.away.discard)(user)
                 return [] if away else self._offer_queues()
@@ -375,17 +379,23 @@ class Engine:
 
     def _start_line(self, call: Call, at: datetime) -> Actions:
         line = call.line
+        # Before anything is played: Asterisk then plays the line's prompts and says numbers in it.
+        out: Actions = []
+        if line.language and call.direction is Direction.INBOUND:
+            out.append(act.SetVariable(call.id, call.channel_id, "CHANNEL(language)", line.language))
         if not is_open(line, at, self.board.line_overrides.get(line.name, "auto")):
             call.facts.append(Entered(Stage.AFTER_HOURS, at, line.name))
-            return self._enter(call, line.after_hours, at)
+            return out + self._enter(call, line.after_hours, at)
         if line.welcome:
             playback_id = call.next_id("welcome")
             call.facts.append(Entered(Stage.WELCOME, at, line.welcome))
-            return self._apply(call, Next(call.play((line.welcome,), playback_id), Welcome(playback_id)), at)
-        return self._enter(call, line.route, at)
+            welcome = Next(call.play((line.welcome,), playback_id), Welcome(playback_id))
+            return out + self._apply(call, welcome, at)
+        return out + self._enter(call, line.route, at)
 
     def _enter(self, call: Call, dest: Destination, at: datetime) -> Actions:
         config = call.config
+        call.personal_line_of = None
         match dest.kind:
             case DestinationKind.IVR:
                 step = ivr.start(call, config.ivrs[str(dest.target)], 1, at)

@@ -115,6 +115,16 @@ class EndpointStateChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceStateChanged:
+    """Asterisk's state of a user's device (`PJSIP/alice`): `busy` while it is in use, ringing or
+    on hold, whoever's call it is."""
+
+    device: str
+    busy: bool
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class PresenceChanged:
     user: str
     away: bool
@@ -184,6 +194,7 @@ Input = (
     | ActionFailed
     | VoicemailFinished
     | EndpointStateChanged
+    | DeviceStateChanged
     | PresenceChanged
     | LineOverrideChanged
     | TurnTaken

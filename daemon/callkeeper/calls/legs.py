@@ -78,7 +78,8 @@ def _answered(call: Call, board: Switchboard, leg: Leg) -> Next:
         return Next([act.Hangup(call.id, leg.id)])
     out: Actions = [call.cancel(Timer.RING)]
     for other in [o for o in call.legs.values() if o.id != leg.id]:
-        out.append(act.Hangup(call.id, other.id))
+        # Their phones keep the call out of their missed list ("Call completed elsewhere").
+        out.append(act.Hangup(call.id, other.id, "answered_elsewhere"))
         call.forget_leg(other, board)
     if isinstance(stage, Queued):
         out += queue.leave(call, board, stage)

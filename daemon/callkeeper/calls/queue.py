@@ -93,7 +93,7 @@ def offer(calls: Mapping[str, Call], board: Switchboard, group_name: str) -> Act
         if member is None:
             continue
         board.offered[member] = call.id
-        out += call.dial_user(member, group.ring_seconds)
+        out += call.dial_user(member, group.ring_seconds, group)
         out.append(call.timer(Timer.RING, group.ring_seconds))
     return out
 

@@ -22,9 +22,9 @@ def start(call: Call, board: Switchboard, group: RingGroup, at: datetime) -> Nex
 
 def next_attempt(call: Call, board: Switchboard, ringing: Ringing, group: RingGroup, at: datetime) -> Next:
     """Nobody answered: the next member of a one-at-a-time layer, else the next layer."""
-    pending = [u for u in ringing.pending if board.available(call.config, u)]
+    pending = [u for u in ringing.pending if board.available(call.config, u, group)]
     if pending:
-        out = call.dial_user(pending[0], group.ring_seconds)
+        out = call.dial_user(pending[0], group.ring_seconds, group)
         out.append(call.timer(Timer.RING, group.ring_seconds))
         return Next(out, replace(ringing, pending=tuple(pending[1:]), ending=False))
     return _next_layer(call, board, group, ringing.layer + 1, at, first=False)
@@ -49,6 +49,6 @@ def _ring_layer(call: Call, group: RingGroup, layer: int, order: list[str]) -> N
     now, pending = (order, ()) if ring_all else (order[:1], tuple(order[1:]))
     out: Actions = []
     for user in now:
-        out += call.dial_user(user, group.ring_seconds)
+        out += call.dial_user(user, group.ring_seconds, group)
     out += [*call.ringback(), call.timer(Timer.RING, group.ring_seconds)]
     return Next(out, Ringing(Stage.RING_GROUP, group, layer, pending, group.fishing_mode))

@@ -1,5 +1,6 @@
-"""What is known across calls: who is away, offline, talking or being offered a queued call,
-whose turn it is in a round-robin group, and who waits in which queue."""
+"""What is known across calls: who is away, offline, talking or being offered a queued call, whose
+phone is busy (on any call, by Asterisk's device state), whose turn it is in a round-robin group,
+and who waits in which queue."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ def endpoint_key(dial_string: str) -> str:
 class Switchboard:
     away: set[str] = field(default_factory=set)
     offline_endpoints: set[str] = field(default_factory=set)
+    busy_devices: set[str] = field(default_factory=set)
     talking: dict[str, str] = field(default_factory=dict)
     offered: dict[str, str] = field(default_factory=dict)
     last_taker: dict[str, str] = field(default_factory=dict)
@@ -38,19 +40,24 @@ class Switchboard:
         """`away`, `busy`, `offline` or `available`."""
         if user in self.away:
             return "away"
-        if user in self.talking:
-            return "busy"
         found = config.users.get(user)
+        if user in self.talking or (found is not None and endpoint_key(found.endpoint) in self.busy_devices):
+            return "busy"
         if found is not None and endpoint_key(found.endpoint) in self.offline_endpoints:
             return "offline"
         return "available"
 
-    def available(self, config: Config, user: str) -> bool:
-        return self.reachable(config, user) and user not in self.talking
+    def available(self, config: Config, user: str, group: RingGroup | None = None) -> bool:
+        """Reachable and neither on one of our calls nor with a phone in use, ringing or on hold,
+        unless the user or the group rings when busy (phones with call waiting)."""
+        if not self.reachable(config, user):
+            return False
+        busy = user in self.talking or endpoint_key(config.users[user].endpoint) in self.busy_devices
+        return not busy or config.users[user].ring_when_busy or (group is not None and group.ring_when_busy)
 
     def ring_order(self, config: Config, group: RingGroup, layer: int, call_id: str) -> list[str]:
         """Available members of one layer in the order the group's strategy rings them."""
-        members = [u for u in group.layers[layer] if self.available(config, u)]
+        members = [u for u in group.layers[layer] if self.available(config, u, group)]
         match group.strategy:
             case Strategy.ROUND_ROBIN:
                 last = self.last_taker.get(group.name)

@@ -46,7 +46,8 @@ def missed_call_handling(call: Call, at: datetime) -> Next:
 
 
 def start(call: Call, at: datetime) -> Next:
-    mailbox = call.line.mailbox
+    owner = call.config.users.get(call.personal_line_of or "")
+    mailbox = owner.mailbox if owner is not None and owner.mailbox else call.line.mailbox
     leg = Leg(call.next_id("vm"), "voicemail")
     call.legs[leg.id] = leg
     other_id = f"{leg.id}-far"

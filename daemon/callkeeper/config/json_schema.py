@@ -42,7 +42,10 @@ DAY = "|".join(DAY_KEYS)
 DAYS = rf"(?:{DAY})(?:-(?:{DAY}))?|daily"
 DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
 DTMF = r"[0-9*#]"
-DESTINATION = rf"voicemail|dead_end|(?:ivr|ring_group|user|line):{NAME}|external:\+[0-9]+"
+DIALPLAN_TARGET = r"[A-Za-z0-9_+*#.-]+,[A-Za-z0-9_+*#.-]+(?:,[0-9]+)?"
+DESTINATION = (
+    rf"voicemail|dead_end|(?:ivr|ring_group|user|line):{NAME}|external:\+[0-9]+|dialplan:{DIALPLAN_TARGET}"
+)
 MEDIA = r"(?:sound|recording|number|digits|characters|tone):\S+"
 URL = r"https?://\S+"
 ABSOLUTE_PATH = r"/.*"
@@ -179,6 +182,23 @@ USER = Obj(
             ListOf(NAME_TEXT, min_items=1),
             doc="The lines whose missed calls this user sees in the inbox (default: every line).",
         ),
+        Field(
+            "ring_seconds",
+            RING_SECONDS,
+            default=_default(model.User, "ring_seconds"),
+            doc="How long their personal line (user:NAME) rings them, and then their backup number.",
+        ),
+        Field(
+            "mailbox",
+            Text(MAILBOX, "a mailbox like 1000@default"),
+            doc="Their personal line's missed calls go here (default: the line's mailbox).",
+        ),
+        Field(
+            "ring_when_busy",
+            Flag(),
+            default=_default(model.User, "ring_when_busy"),
+            doc="Ring them even while their phone is in use, ringing or on hold (call waiting).",
+        ),
     ),
 )
 
@@ -210,6 +230,17 @@ RING_GROUP = Obj(
         ),
         Field("fishing_mode", Flag(), default=_default(model.RingGroup, "fishing_mode")),
         Field("queue", QUEUE),
+        Field(
+            "cid_name_prefix",
+            Text(),
+            doc="Put before the caller's name on the members' phones (default: the line's prefix).",
+        ),
+        Field(
+            "ring_when_busy",
+            Flag(),
+            default=_default(model.RingGroup, "ring_when_busy"),
+            doc="Ring members even while their phone is in use, ringing or on hold.",
+        ),
     ),
     one_of=("members", "layers"),
 )
@@ -321,6 +352,17 @@ LINE = Obj(
         ),
         Field("missed_calls", MISSED_CALLS, default=MISSED_CALLS.defaults()),
         Field("followup_text", FOLLOWUP_TEXT),
+        Field(
+            "cid_name_prefix",
+            Text(),
+            default=_default(model.Line, "cid_name_prefix"),
+            doc='Put before the caller\'s name on the phones it rings, like "Sales: ".',
+        ),
+        Field(
+            "language",
+            Text(r"[a-z]{2,3}(?:_[A-Za-z]{2,4})?", "a language like fr or pt_BR"),
+            doc="The caller's channel language: Asterisk plays its prompts and says numbers in it.",
+        ),
     ),
 )
 
@@ -424,6 +466,12 @@ FILE = Obj(
             doc="How long calls in progress may finish on shutdown.",
         ),
         Field("log_level", Text(choices=model.LOG_LEVELS), default=_default(model.Config, "log_level")),
+        Field(
+            "external_ring_seconds",
+            RING_SECONDS,
+            default=_default(model.Config, "external_ring_seconds"),
+            doc="How long an outside number (external:+E164) rings.",
+        ),
     ),
 )
 

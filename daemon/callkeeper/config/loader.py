@@ -277,6 +277,7 @@ class _Builder:
             webhooks=tuple(webhook for webhook in webhooks if webhook is not None),
             shutdown_grace_seconds=_int(root, "shutdown_grace_seconds"),
             log_level=_text(root, "log_level"),
+            external_ring_seconds=_int(root, "external_ring_seconds"),
             rate_limits=TextLimits(
                 per_line_per_hour=_int(limits, "per_line_per_hour"),
                 global_per_hour=_int(limits, "global_per_hour"),
@@ -363,6 +364,9 @@ class _Builder:
             backup_number=backup_number,
             web_password_hash=_opt_secret(section, "web_password_hash"),
             inbox_lines=tuple(inbox_lines) if inbox_lines is not None else None,
+            ring_seconds=_int(section, "ring_seconds"),
+            mailbox=_opt_text(section, "mailbox"),
+            ring_when_busy=_flag(section, "ring_when_busy"),
         )
 
     def ring_group(self, name: str, section: Section) -> RingGroup | None:
@@ -404,6 +408,8 @@ class _Builder:
                 music_class=_text(queue, "music_class"),
                 announce_position_seconds=_opt_int(queue, "announce_position_seconds"),
             ),
+            cid_name_prefix=_opt_text(section, "cid_name_prefix"),
+            ring_when_busy=_flag(section, "ring_when_busy"),
         )
 
     def ivr(self, name: str, section: Section) -> Ivr | None:
@@ -458,6 +464,8 @@ class _Builder:
             short_abandon_seconds=_int(section, "short_abandon_seconds"),
             missed_calls=missed_calls,
             followup_text=followup_text,
+            cid_name_prefix=_text(section, "cid_name_prefix"),
+            language=_opt_text(section, "language"),
         )
 
     def business_hours(self, section: Section, path: str) -> BusinessHours | None:

@@ -120,11 +120,18 @@ class HttpConfig:
 
 @dataclass(frozen=True, slots=True)
 class User:
+    """`ring_seconds`: how long their personal line rings them (and their backup number);
+    `mailbox`: where their personal line's missed calls leave messages (default: the line's);
+    `ring_when_busy`: rung even while their phone is in use, ringing or on hold (call waiting)."""
+
     name: str
     endpoint: str
     backup_number: str | None = None
     web_password_hash: Secret | None = None
     inbox_lines: tuple[str, ...] | None = None
+    ring_seconds: int = 20
+    mailbox: str | None = None
+    ring_when_busy: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +149,8 @@ class RingGroup:
     ring_seconds: int = 20
     fishing_mode: bool = False
     queue: QueueConfig | None = None
+    cid_name_prefix: str | None = None
+    ring_when_busy: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +162,7 @@ class Ivr:
     attempts: int = 3
     no_input: Destination | None = None
     invalid: Destination | None = None
-    invalid_prompt: str = "sound:option-is-invalid"
+    invalid_prompt: str = "sound:pm-invalid-option"  # Asterisk core sounds: "that is not a valid option"
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +233,8 @@ class Line:
     short_abandon_seconds: int = 0
     missed_calls: MissedCalls = MissedCalls()
     followup_text: FollowupText | None = None
+    cid_name_prefix: str = ""
+    language: str | None = None
 
     @property
     def mailbox(self) -> str:
@@ -278,6 +289,7 @@ class Config:
     shutdown_grace_seconds: int = 30
     log_level: str = "info"
     rate_limits: TextLimits = TextLimits()
+    external_ring_seconds: int = 30
 
     def line_for_number(self, number: str) -> Line | None:
         for line in self.lines.values():

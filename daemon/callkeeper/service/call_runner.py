@@ -232,11 +232,15 @@ class CallService:
                 await rest.destroy_bridge(bridge_id)
             case act.ContinueInDialplan(channel_id=channel_id, context=context, extension=extension):
                 await rest.continue_in_dialplan(channel_id, context, extension, action.priority)
+            case act.SetVariable(channel_id=channel_id, name=name, value=value):
+                await rest.set_variable(channel_id, name, value)
 
     async def _dial_leg(self, leg: act.DialLeg) -> None:
-        variables = {"CALLERID(num)": leg.caller_number, **leg.variables}
+        # Asterisk builds the From (and P-Asserted-Identity) of a SIP leg from its connected line;
+        # `i`: set without sending an update, as the leg is not yet called.
+        variables = {"CONNECTEDLINE(num,i)": leg.caller_number, **leg.variables}
         if leg.caller_name:
-            variables["CALLERID(name)"] = leg.caller_name
+            variables["CONNECTEDLINE(name,i)"] = leg.caller_name
         self.entering[leg.leg_id] = asyncio.Event()
         try:
             await self.rest.create_channel(

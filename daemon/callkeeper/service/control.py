@@ -104,12 +104,15 @@ class LiveDaemon:
         followups: FollowupService,
         ari_ready: Callable[[], bool],
         reconnects: Callable[[], int],
+        *,
+        missing_sounds: Callable[[], Mapping[str, Sequence[str]]] = dict,
     ) -> None:
         self.service = service
         self.store = store
         self.followups = followups
         self._ari_ready = ari_ready
         self._reconnects = reconnects
+        self._missing_sounds = missing_sounds
         self._writes = Tasks()
 
     async def restore(self) -> None:
@@ -135,6 +138,9 @@ class LiveDaemon:
 
     def config_loaded(self) -> bool:
         return True
+
+    def missing_sounds(self) -> Mapping[str, Sequence[str]]:
+        return self._missing_sounds()
 
     def user_names(self) -> Sequence[str]:
         return list(self.service.engine.config.users)

@@ -30,6 +30,7 @@ WANTED_EVENTS = (
     ari.PlaybackFinished.type,
     ari.ChannelUserevent.type,
     ari.EndpointStateChange.type,
+    ari.DeviceStateChanged.type,
     ari.ApplicationReplaced.type,
     RESPONSE_TYPE,  # the answers to REST requests sent over the event socket
 )
@@ -102,6 +103,14 @@ def _endpoint(event: ari.EndpointStateChange) -> Inputs:
     return (ev.EndpointStateChanged(key, endpoint.state == "online", event.timestamp),)
 
 
+# A phone in these states is on a call (anyone's): not free to ring.
+BUSY_DEVICE_STATES = frozenset({"INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
+
+
+def _device_state(event: ari.DeviceStateChanged) -> Inputs:
+    return (ev.DeviceStateChanged(event.device, event.state in BUSY_DEVICE_STATES, event.timestamp),)
+
+
 # One lookup per event instead of a match over every event type; the other types give no input.
 _TRANSLATE: dict[type, Callable[[Any], Inputs]] = {
     ari.StasisStart: _stasis_start,
@@ -115,6 +124,7 @@ _TRANSLATE: dict[type, Callable[[Any], Inputs]] = {
     ari.PlaybackFinished: _playback_finished,
     ari.ChannelUserevent: _userevent,
     ari.EndpointStateChange: _endpoint,
+    ari.DeviceStateChanged: _device_state,
 }
 
 
