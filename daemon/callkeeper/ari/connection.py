@@ -236,6 +236,8 @@ class AriConnection:
                 # sees a stalled reader (it drops clients whose writes time out).
                 max_queue=None,
                 proxy=None,
+                # Asterisk offers no compression; a proxy that did would cost both ends CPU per frame.
+                compression=None,
                 logger=_WEBSOCKET_LOG,
             )
         except TRANSPORT_ERRORS as exc:
