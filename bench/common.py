@@ -89,9 +89,9 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def batch_arguments(
+def batch_parser(
     description: str | None, *, calls: int, rounds: int, rate: float, name: str
-) -> argparse.Namespace:
+) -> argparse.ArgumentParser:
     """The command line of a benchmark of alternating batches (native, then callkeeper)."""
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -102,7 +102,7 @@ def batch_arguments(
     )
     parser.add_argument("--rate", type=float, default=rate, help="calls placed per second")
     parser.add_argument("--name", default=name, help="bench/results/NAME.json")
-    return parser.parse_args()
+    return parser
 
 
 def write_results(name: str, payload: dict[str, Any]) -> Path:

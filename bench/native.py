@@ -28,7 +28,7 @@ from tests.integration.sandbox_calls import ari
 from bench.common import (
     AsteriskSandbox,
     asterisk_sandbox,
-    batch_arguments,
+    batch_parser,
     cpu_seconds,
     percentile,
     print_table,
@@ -249,7 +249,7 @@ def report(batches: list[Batch], version: str, rate: float) -> dict[str, Any]:
 
 
 def main() -> int:
-    args = batch_arguments(__doc__, calls=10, rounds=2, rate=1.0, name="native")
+    args = batch_parser(__doc__, calls=10, rounds=2, rate=1.0, name="native").parse_args()
     result = asyncio.run(run(args.calls, args.rounds, args.rate))
     write_results(args.name, result)
     return 1 if result["systems"]["callkeeper"]["wrong_verdicts"] else 0

@@ -1,6 +1,6 @@
 """SIP load through callkeeper beside Asterisk's own Dial(), on the same Asterisk, the same phones.
 
-    python -m bench.sip_load [--calls 60] [--rate 2] [--rounds 1]
+    python -m bench.sip_load [--calls 60] [--rate 2] [--rounds 1] [--hold 250]
 
 The trunk's callers (SIPp, tests/sip/harness.py) call at `rate` per second into a ring group of six
 phones (SIPp servers registered as PJSIP/phone1..phone6, answering after 0.3, 0.45, ... 1.05 s);
@@ -14,12 +14,17 @@ first phone's INVITE, caller's INVITE -> the caller's 180, the answering phone's
 caller's 200. CPU per call: Asterisk's and the daemon's over each batch (/proc, idle rate
 subtracted). A phone's INVITE belongs to the call whose caller it names (From or
 P-Asserted-Identity); one that names none goes to the latest caller's INVITE before it.
+
+Then (`--hold N`, 0 to leave it out) N callers call a second line, whose ring group rings the six
+phones even when busy, and stay on: the daemon's RSS with all N calls in progress, less its RSS
+before them, over N is its memory per live call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import re
 import sys
 import tempfile
 import time
@@ -28,21 +33,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.integration.daemon import RunningDaemon, running_daemon
+import aiohttp
+from tests.integration.daemon import TOKEN, RunningDaemon, running_daemon
 from tests.sip.harness import NATIVE_TRUNK_HOST, TRUNK_HOST, Caller, Phone, SipMessage, callers, phones
 
 from bench.common import (
     AsteriskSandbox,
     asterisk_sandbox,
-    batch_arguments,
+    batch_parser,
     cpu_seconds,
     percentile,
     print_table,
+    rss_bytes,
     write_results,
 )
 from bench.live_load import Idle, measure_idle
 
 NUMBER = "+15550004001"
+HOLD_NUMBER = "+15550004002"
+HOLD_RATE = 10.0
 PHONES = {f"phone{n}": 150 + 150 * n for n in range(1, 7)}
 TALK_MS = 1000
 SYSTEMS = ("native", "callkeeper")
@@ -52,13 +61,21 @@ FIGURES = ("invite_to_phone_invite_ms", "invite_to_180_ms", "phone_200_to_caller
 def callkeeper_config() -> dict[str, Any]:
     return {
         "users": {name: {"endpoint": f"PJSIP/{name}"} for name in PHONES},
-        "ring_groups": {"phones": {"members": list(PHONES), "ring_seconds": 20}},
+        "ring_groups": {
+            "phones": {"members": list(PHONES), "ring_seconds": 20},
+            "all_phones": {"members": list(PHONES), "ring_seconds": 20, "ring_when_busy": True},
+        },
         "lines": {
             "main": {
                 "numbers": [NUMBER],
                 "route": "ring_group:phones",
                 "missed_calls": {"mailbox": "1000@default"},
-            }
+            },
+            "hold": {
+                "numbers": [HOLD_NUMBER],
+                "route": "ring_group:all_phones",
+                "missed_calls": {"mailbox": "1000@default"},
+            },
         },
         "log_level": "info",
     }
@@ -183,7 +200,57 @@ async def wrong_records(daemon: RunningDaemon, numbers: list[str]) -> list[str]:
     ]
 
 
-async def run(calls: int, rounds: int, rate: float, idle_seconds: float = 10.0) -> dict[str, Any]:
+async def calls_in_progress(daemon: RunningDaemon) -> int:
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as session,
+        session.get(f"{daemon.base_url}/metrics") as response,
+    ):
+        text = await response.text()
+    found = re.search(r"^callkeeper_calls_in_progress (\d+)", text, re.MULTILINE)
+    return int(found.group(1)) if found else 0
+
+
+async def hold(count: int, asterisk: AsteriskSandbox, daemon: RunningDaemon, workdir: Path) -> dict[str, Any]:
+    """`count` calls in progress at once (each answered, then talking): the daemon's RSS per call."""
+    pid = daemon.process.pid if daemon.process else 0
+    numbers = [f"+1415900{index:04d}" for index in range(count)]
+    rss_before, peak, rss_at_peak = rss_bytes(pid), 0, 0
+    placing = count / HOLD_RATE
+    async with callers(
+        (asterisk.sandbox.sip_host, asterisk.sandbox.sip_port),
+        [Caller(HOLD_NUMBER, number) for number in numbers],
+        workdir,
+        name="hold",
+        rate=HOLD_RATE,
+        talk_ms=round((placing + 20) * 1000),
+    ) as trunk:
+        deadline = time.monotonic() + placing + 15
+        while time.monotonic() < deadline and peak < count:
+            live = await calls_in_progress(daemon)
+            if live >= peak:
+                peak, rss_at_peak = live, rss_bytes(pid)
+            await asyncio.sleep(0.5)
+        status = await trunk.wait(placing + 60)
+    wrong = await wrong_records(daemon, numbers)
+    per_call = max(0, rss_at_peak - rss_before) / peak / 1024 if peak else 0.0
+    print_table(
+        f"memory: {count} calls placed at {HOLD_RATE:g}/s, each staying on",
+        ["live calls at peak", "daemon RSS before MiB", "at peak MiB", "KB per live call", "failed"],
+        [[peak, rss_before / 2**20, rss_at_peak / 2**20, per_call, len(wrong) + (status != 0)]],
+    )
+    return {
+        "calls": count,
+        "peak_live_calls": peak,
+        "rss_before_bytes": rss_before,
+        "rss_at_peak_bytes": rss_at_peak,
+        "kb_per_live_call": per_call,
+        "failed": wrong + ([f"SIPp callers exited {status}"] if status else []),
+    }
+
+
+async def run(
+    calls: int, rounds: int, rate: float, hold_calls: int, idle_seconds: float = 10.0
+) -> dict[str, Any]:
     with (
         asterisk_sandbox() as asterisk,
         tempfile.TemporaryDirectory(prefix="callkeeper-sip-load-") as tmp,
@@ -208,7 +275,12 @@ async def run(calls: int, rounds: int, rate: float, idle_seconds: float = 10.0) 
                 for round_number in range(rounds)
                 for system in SYSTEMS
             ]
-    return report(batches, asterisk.version, rate)
+            result = report(batches, asterisk.version, rate)
+            result["idle_daemon_cpu_per_s"] = idle.daemon_cpu_per_s
+            print(f"daemon CPU at idle: {idle.daemon_cpu_per_s * 1e3:.2f} ms/s")
+            if hold_calls:
+                result["memory"] = await hold(hold_calls, asterisk, daemon, Path(tmp))
+    return result
 
 
 def report(batches: list[Batch], version: str, rate: float) -> dict[str, Any]:
@@ -257,10 +329,13 @@ def report(batches: list[Batch], version: str, rate: float) -> dict[str, Any]:
 
 
 def main() -> int:
-    args = batch_arguments(__doc__, calls=60, rounds=1, rate=2.0, name="sip_load")
-    result = asyncio.run(run(args.calls, args.rounds, args.rate))
+    parser = batch_parser(__doc__, calls=60, rounds=1, rate=2.0, name="sip_load")
+    parser.add_argument("--hold", type=int, default=250, help="calls kept in progress at once for memory")
+    args = parser.parse_args()
+    result = asyncio.run(run(args.calls, args.rounds, args.rate, args.hold))
     write_results(args.name, result)
-    return 1 if any(s["failed"] for s in result["systems"].values()) else 0
+    failed = any(s["failed"] for s in result["systems"].values()) or result.get("memory", {}).get("failed")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from callkeeper.config.json_schema import json_schema
 from callkeeper.config.loader import ConfigError, check_config, load_config
 from callkeeper.config.model import Config
 from callkeeper.logs import setup_logging
-from callkeeper.run import run_daemon
+from callkeeper.run import event_loop, run_daemon
 from callkeeper.web.passwords import hash_password
 
 DEFAULT_CONFIG = "/etc/callkeeper/callkeeper.yaml"
@@ -150,7 +150,8 @@ def _run(config_path: Path, log_json: bool | None) -> int:
         print(f"callkeeper: {error}", file=sys.stderr)
         return 2
     setup_logging(level, json=log_json)
-    return asyncio.run(run_daemon(config_path))
+    with asyncio.Runner(loop_factory=event_loop) as runner:
+        return runner.run(run_daemon(config_path))
 
 
 def _api_of(config_path: Path) -> tuple[str, str | None]:

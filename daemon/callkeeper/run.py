@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import socket
+import sys
 from pathlib import Path
 
 import aiohttp
 import structlog
+
+if sys.platform != "win32":
+    import uvloop
 
 from callkeeper.api.server import start_api
 from callkeeper.ari.connection import AriConnection
@@ -35,6 +40,7 @@ from callkeeper.web.app import WebInbox
 from callkeeper.web.sessions import session_key
 
 log = structlog.get_logger(__name__)
+GC_YOUNG_THRESHOLD = 10_000  # Python's default is 700 container objects
 
 EXIT_OK = 0
 EXIT_FATAL = 1
@@ -185,6 +191,14 @@ class Daemon:
             await self.session.close()
 
 
+def event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop (a dependency wherever it builds), asyncio's own loop on Windows: 10-14 % less daemon
+    CPU per call in the replay (bench/README.md)."""
+    if sys.platform == "win32":
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 async def run_daemon(config_path: Path) -> int:
     try:
         config = load_config(config_path)
@@ -194,4 +208,15 @@ async def run_daemon(config_path: Path) -> int:
     host = socket.gethostname()
     store = await open_store(config.storage, host)
     daemon = Daemon(config, config_path, store, host)
+    _settle_garbage_collector()
     return await daemon.run()
+
+
+def _settle_garbage_collector() -> None:
+    """What the daemon built to start (modules, phone number metadata, the config) lives as long
+    as it does: frozen, the collector's full passes stop walking it (13 ms a pass), and a larger
+    first generation lets a call's short-lived objects die before they are promoted. Replay:
+    6-10 % less CPU per call (bench/README.md)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])

@@ -51,11 +51,12 @@ async def test_native_against_callkeeper(sandbox: Sandbox) -> None:
 
 
 async def test_sip_load_beside_dial(sandbox: Sandbox) -> None:
-    result = await sip_load.run(calls=2, rounds=1, rate=2, idle_seconds=0.5)
+    result = await sip_load.run(calls=2, rounds=1, rate=2, hold_calls=3, idle_seconds=0.5)
     for system in ("native", "callkeeper"):
         figures = result["systems"][system]
         assert figures["failed"] == [], figures
         assert figures["invite_to_phone_invite_ms"]["n"] == 2, figures
+    assert result["memory"]["peak_live_calls"] == 3 and result["memory"]["failed"] == [], result["memory"]
 
 
 async def test_ari_transport(sandbox: Sandbox) -> None:

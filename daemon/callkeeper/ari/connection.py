@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
 
 import aiohttp
+import orjson
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -236,6 +236,8 @@ class AriConnection:
                 # sees a stalled reader (it drops clients whose writes time out).
                 max_queue=None,
                 proxy=None,
+                # Asterisk offers no compression; a proxy that did would cost both ends CPU per frame.
+                compression=None,
                 logger=_WEBSOCKET_LOG,
             )
         except TRANSPORT_ERRORS as exc:
@@ -245,7 +247,7 @@ class AriConnection:
         on_event = self._on_event
         async for message in websocket:
             try:
-                data = json.loads(message)
+                data = orjson.loads(message)
                 if type(data) is dict and data.get("type") == RESPONSE_TYPE:
                     self._requests.on_response(data)
                     continue

@@ -5,13 +5,13 @@ failure is one of the `errors` types."""
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
 from urllib.parse import quote
 
 import aiohttp
+import orjson
 
 from callkeeper.ari.errors import (
     TRANSPORT_ERRORS,
@@ -98,7 +98,7 @@ class AriRestClient:
         if socket is not None and not waits_for_channel and "%" not in path and socket.usable:
             return await socket.request(method, path, query, body)
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            self._session = aiohttp.ClientSession(json_serialize=_json_text)
         try:
             async with self._session.request(
                 method,
@@ -113,7 +113,7 @@ class AriRestClient:
                     raise error_from_response(response.status, method, path, content, response.content_type)
         except TRANSPORT_ERRORS as exc:
             raise error_from_exception(exc, method, path) from exc
-        return json.loads(content) if content else None
+        return orjson.loads(content) if content else None
 
     # ---------------------------------------------------------------- asterisk
 
@@ -263,3 +263,7 @@ class AriRestClient:
 
 def media_param(media: str | Sequence[str]) -> str:
     return media if isinstance(media, str) else ",".join(media)
+
+
+def _json_text(body: Any) -> str:
+    return orjson.dumps(body).decode()

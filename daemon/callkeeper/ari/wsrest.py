@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import orjson
 import structlog
 
 from callkeeper.ari.errors import (
@@ -59,8 +59,8 @@ def encode_request(
         message["query_strings"] = [{"name": name, "value": value} for name, value in query.items()]
     if body is not None:
         message["content_type"] = "application/json"
-        message["message_body"] = json.dumps(body)
-    return json.dumps(message)
+        message["message_body"] = orjson.dumps(body).decode()
+    return orjson.dumps(message).decode()
 
 
 def decode_reply(message: Mapping[str, Any]) -> tuple[str, Reply] | None:
@@ -220,4 +220,4 @@ class EventSocketRequests:
                 pending.forget(request_id)
         if reply.status >= 300:
             raise error_from_response(reply.status, method, path, reply.body, reply.content_type)
-        return json.loads(reply.body) if reply.body else None
+        return orjson.loads(reply.body) if reply.body else None

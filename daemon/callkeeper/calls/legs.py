@@ -77,9 +77,8 @@ def _answered(call: Call, board: Switchboard, leg: Leg) -> Next:
     if not isinstance(stage, Ringing | Queued) or (isinstance(stage, Ringing) and stage.ending):
         return Next([act.Hangup(call.id, leg.id)])
     out: Actions = [call.cancel(Timer.RING)]
-    for other in [o for o in call.legs.values() if o.id != leg.id]:
-        # Their phones keep the call out of their missed list ("Call completed elsewhere").
-        out.append(act.Hangup(call.id, other.id, "answered_elsewhere"))
+    lost = [o for o in call.legs.values() if o.id != leg.id]
+    for other in lost:
         call.forget_leg(other, board)
     if isinstance(stage, Queued):
         out += queue.leave(call, board, stage)
@@ -94,7 +93,14 @@ def _answered(call: Call, board: Switchboard, leg: Leg) -> Next:
             if group.strategy is Strategy.ROUND_ROBIN:
                 out.append(act.TakeTurn(call.id, group.name, leg.user))
     call.bridged = True
-    out += [*call.answer(), act.BridgeChannels(call.id, call.bridge_id, (call.channel_id, leg.id))]
+    # The caller's answer first: one call's actions run in order, and each hangup before it made
+    # the caller wait a round trip longer for their 200 OK (bench/README.md, SIP load). Their phones
+    # keep the call out of their missed list ("Call completed elsewhere").
+    out += [
+        *call.answer(),
+        *(act.Hangup(call.id, other.id, "answered_elsewhere") for other in lost),
+        act.BridgeChannels(call.id, call.bridge_id, (call.channel_id, leg.id)),
+    ]
     return Next(out, Connecting(leg.id, leg.user, stage))
 
 
