@@ -1,6 +1,7 @@
 # callkeeper: developer and CI entry points. `make test` is what CI runs (.ci/run).
 #
 #   make venv          .venv with callkeeper and its dev tools (pip install -e '.[dev]')
+#   make system-packages  the Debian packages the tests need (scripts/system-packages, as root)
 #   make test          pytest (starts the sandbox Asterisk itself) with a coverage report, then lint
 #   make lint          ruff and mypy (strict) on daemon, tests and bench
 #   make sandbox-up    the sandbox Asterisk with the test dialplan, left running
@@ -16,7 +17,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv test lint sandbox-up sandbox-down demo images screenshot
+.PHONY: venv system-packages test lint sandbox-up sandbox-down demo images screenshot
 
 venv: $(VENV)/.installed
 
@@ -26,9 +27,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-test: venv
+test: system-packages venv
 	$(BIN)/python -m pytest --cov --cov-report=term
 	$(MAKE) --no-print-directory lint
+
+system-packages:
+	scripts/system-packages
 
 lint: venv
 	$(BIN)/ruff check daemon tests bench
