@@ -11,12 +11,11 @@ import csv
 import hmac
 import io
 import ipaddress
-import json
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, NoReturn, Protocol
+from datetime import datetime
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import structlog
@@ -24,11 +23,10 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from callkeeper.api.inbound_sms import TIMESTAMP_HEADER, read_twilio, read_webhook
+from callkeeper.api.inbox_routes import InboxApi
 from callkeeper.api.metrics import CONTENT_TYPE, render_metrics
 from callkeeper.api.openapi import (
-    CALL_ID,
     DEFAULT_LIMIT,
-    E164,
     LINE_MODES,
     MAX_BODY_BYTES,
     MAX_LIMIT,
@@ -37,12 +35,25 @@ from callkeeper.api.openapi import (
     SETTABLE_PRESENCE,
     openapi_document,
 )
+from callkeeper.api.requests import (
+    DIALER_REFUSALS,
+    E164_RE,
+    ApiError,
+    call_id_param,
+    dialer_body,
+    error_response,
+    fail,
+    json_body,
+    limit_param,
+    name_param,
+    number_param,
+    parse_since,
+)
 from callkeeper.config.model import HttpConfig, Secret
 from callkeeper.followups.providers import SIGNATURE_HEADER
-from callkeeper.inbox.model import DEFAULT_INBOX_LIMIT, MAX_INBOX_LIMIT, InboxError, InboxFilter, InboxState
 from callkeeper.inbox.service import InboxService
-from callkeeper.live import DialerRejected, MetricsSnapshot, QueuedCaller, Refusal
-from callkeeper.records import CallRecord, Outcome, Reason, now_utc, utc_iso
+from callkeeper.live import DialerRejected, MetricsSnapshot, QueuedCaller
+from callkeeper.records import CallRecord, now_utc, utc_iso
 
 log = structlog.get_logger(__name__)
 
@@ -50,12 +61,6 @@ STORE_CHECK_SECONDS = 2.0
 MIN_TOKEN_LENGTH = 32
 MAX_LOGGED_PATH = 200
 OPT_OUT_SOURCE = "api"
-
-DIALER_REFUSALS = {Refusal.UNKNOWN: 404, Refusal.NOT_DIALABLE: 422, Refusal.NOBODY_FREE: 409}
-
-CALL_ID_RE = re.compile(CALL_ID)
-E164_RE = re.compile(E164)
-LIMIT_RE = re.compile(r"[0-9]{1,6}")
 
 
 class OptOutEntry(Protocol):
@@ -149,27 +154,6 @@ class ApiConfigError(ValueError):
     """The HTTP settings would expose the API unsafely."""
 
 
-class ApiError(Exception):
-    def __init__(
-        self, status: int, error: str, detail: Any = None, headers: Mapping[str, str] | None = None
-    ) -> None:
-        super().__init__(error)
-        self.status = status
-        self.error = error
-        self.detail = detail
-        self.headers = headers
-
-
-def _error_response(
-    status: int, error: str, detail: Any = None, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    return web.json_response({"error": error, "detail": detail}, status=status, headers=headers)
-
-
-def _fail(status: int, error: str, detail: Any = None) -> NoReturn:
-    raise ApiError(status, error, detail)
-
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -192,15 +176,15 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
     try:
         return await handler(request)
     except ApiError as error:
-        return _error_response(error.status, error.error, error.detail, error.headers)
+        return error_response(error.status, error.error, error.detail, error.headers)
     except web.HTTPException as error:
         if error.status < 400:
             raise
         allow = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
-        return _error_response(error.status, error.reason.lower(), None, allow)
+        return error_response(error.status, error.reason.lower(), None, allow)
     except Exception:
         log.exception("api_handler_failed", method=request.method, path=request.path)
-        return _error_response(500, "internal error")
+        return error_response(500, "internal error")
 
 
 def _bearer_auth(token: Secret) -> Middleware:
@@ -260,9 +244,7 @@ def _host_check(http: HttpConfig) -> Middleware:
         if request.path == "/healthz" or allowed_host(http, request.headers.get("Host", "")):
             return await handler(request)
         log.warning("http_unknown_host", path=request.path[:MAX_LOGGED_PATH])
-        return _error_response(
-            421, "unknown host", "the Host header names no address or name of this server"
-        )
+        return error_response(421, "unknown host", "the Host header names no address or name of this server")
 
     return check
 
@@ -301,100 +283,11 @@ async def _known_query(request: web.Request, handler: Handler) -> web.StreamResp
     seen: set[str] = set()
     for key, _ in request.query.items():
         if key not in allowed:
-            _fail(400, "unknown query parameter", {"parameter": key, "allowed": list(allowed)})
+            fail(400, "unknown query parameter", {"parameter": key, "allowed": list(allowed)})
         if key in seen:
-            _fail(400, "repeated query parameter", {"parameter": key})
+            fail(400, "repeated query parameter", {"parameter": key})
         seen.add(key)
     return await handler(request)
-
-
-def _parse_since(text: str, name: str = "since") -> datetime:
-    try:
-        moment = datetime.fromisoformat(text.strip().upper())
-        if moment.tzinfo is None:
-            return moment.replace(tzinfo=UTC)
-        return moment.astimezone(UTC)
-    except (ValueError, OverflowError):
-        _fail(
-            400,
-            f"invalid {name}",
-            "an ISO 8601 date-time, e.g. 2024-05-01T08:00:00Z (naive means UTC; send '+' as %2B)",
-        )
-
-
-def _limit_param(params: Mapping[str, str], default: int, maximum: int) -> int:
-    if "limit" not in params:
-        return default
-    if not LIMIT_RE.fullmatch(params["limit"]) or not 1 <= int(params["limit"]) <= maximum:
-        _fail(400, "invalid limit", f"an integer from 1 to {maximum}")
-    return int(params["limit"])
-
-
-def _name_param(request: web.Request, key: str, known: Sequence[str], what: str) -> str:
-    name = request.match_info[key]
-    if len(name) > MAX_NAME_LENGTH or name not in known:
-        _fail(404, f"unknown {what}", {what: name[:MAX_NAME_LENGTH]})
-    return name
-
-
-def _number_param(request: web.Request) -> str:
-    number = request.match_info["number"]
-    if not E164_RE.fullmatch(number):
-        _fail(400, "invalid number", "an E.164 number: + then 2 to 15 digits, e.g. +4930123456")
-    return number
-
-
-async def _json_body(request: web.Request, field: str, choices: Sequence[str]) -> str:
-    """The single field of a `{"<field>": "<one of choices>"}` body."""
-    if request.content_type != "application/json":
-        _fail(415, "unsupported media type", "send Content-Type: application/json")
-    raw = await request.read()
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        _fail(400, "invalid JSON")
-    if not isinstance(body, dict):
-        _fail(422, "invalid body", f'a JSON object {{"{field}": ...}}')
-    unknown = sorted(set(body) - {field})
-    if unknown:
-        _fail(422, "unknown fields", {"fields": unknown})
-    value = body.get(field)
-    if value not in choices:
-        _fail(422, f"invalid {field}", {"allowed": list(choices)})
-    assert isinstance(value, str)
-    return value
-
-
-DIALER_FIELDS = frozenset({"contact", "line", "user", "ring_group"})
-
-
-async def _object_body(request: web.Request, fields: frozenset[str]) -> dict[str, Any]:
-    """A JSON object body with no other keys than `fields`."""
-    if request.content_type != "application/json":
-        _fail(415, "unsupported media type", "send Content-Type: application/json")
-    try:
-        body = json.loads(await request.read())
-    except (ValueError, RecursionError):
-        _fail(400, "invalid JSON")
-    if not isinstance(body, dict):
-        _fail(422, "invalid body", "a JSON object")
-    unknown = sorted(set(body) - fields)
-    if unknown:
-        _fail(422, "unknown fields", {"fields": unknown})
-    return body
-
-
-async def _dialer_body(request: web.Request) -> dict[str, str]:
-    body = await _object_body(request, DIALER_FIELDS)
-    if not all(isinstance(value, str) for value in body.values()):
-        _fail(422, "invalid body", "every field is a string")
-    if not isinstance(body.get("contact"), str) or not E164_RE.fullmatch(body["contact"]):
-        _fail(422, "invalid contact", "an E.164 number")
-    if not isinstance(body.get("line"), str) or not body["line"]:
-        _fail(422, "invalid line", "a line name")
-    if ("user" in body) == ("ring_group" in body):
-        _fail(422, "invalid body", "exactly one of user and ring_group")
-    return body
 
 
 CALL_FORMATS = ("json", "csv")
@@ -495,17 +388,17 @@ class _Api:
         params = request.query
         output = params.get("format", "json")
         if output not in CALL_FORMATS:
-            _fail(400, "invalid format", {"allowed": list(CALL_FORMATS)})
+            fail(400, "invalid format", {"allowed": list(CALL_FORMATS)})
         # A spreadsheet download takes as much as one request may.
-        limit = _limit_param(params, MAX_LIMIT if output == "csv" else DEFAULT_LIMIT, MAX_LIMIT)
-        since = _parse_since(params["since"]) if "since" in params else None
-        until = _parse_since(params["until"], "until") if "until" in params else None
+        limit = limit_param(params, MAX_LIMIT if output == "csv" else DEFAULT_LIMIT, MAX_LIMIT)
+        since = parse_since(params["since"]) if "since" in params else None
+        until = parse_since(params["until"], "until") if "until" in params else None
         line = params.get("line")
         if line is not None and not 1 <= len(line) <= MAX_NAME_LENGTH:
-            _fail(400, "invalid line", f"a line name of 1 to {MAX_NAME_LENGTH} characters")
+            fail(400, "invalid line", f"a line name of 1 to {MAX_NAME_LENGTH} characters")
         outcome = params.get("outcome")
         if outcome is not None and outcome not in OUTCOMES:
-            _fail(400, "invalid outcome", {"allowed": list(OUTCOMES)})
+            fail(400, "invalid outcome", {"allowed": list(OUTCOMES)})
         calls = await self.history.list_calls(
             limit=limit, since=since, line=line, outcome=outcome, until=until
         )
@@ -518,12 +411,10 @@ class _Api:
         return web.json_response({"calls": [call.to_json() for call in calls]})
 
     async def get_call(self, request: web.Request) -> web.Response:
-        call_id = request.match_info["call_id"]
-        if not CALL_ID_RE.fullmatch(call_id):
-            _fail(400, "invalid call id", "1 to 256 of A-Z a-z 0-9 . _ : @ + -")
+        call_id = call_id_param(request)
         record = await self.history.get_call(call_id)
         if record is None:
-            _fail(404, "unknown call", {"id": call_id})
+            fail(404, "unknown call", {"id": call_id})
         return web.json_response(record.to_json())
 
     def _user_json(self, name: str) -> dict[str, str]:
@@ -533,12 +424,12 @@ class _Api:
         return web.json_response({"users": [self._user_json(name) for name in self.control.user_names()]})
 
     async def get_presence(self, request: web.Request) -> web.Response:
-        name = _name_param(request, "name", self.control.user_names(), "user")
+        name = name_param(request, "name", self.control.user_names(), "user")
         return web.json_response(self._user_json(name))
 
     async def put_presence(self, request: web.Request) -> web.Response:
-        name = _name_param(request, "name", self.control.user_names(), "user")
-        presence = await _json_body(request, "presence", SETTABLE_PRESENCE)
+        name = name_param(request, "name", self.control.user_names(), "user")
+        presence = await json_body(request, "presence", SETTABLE_PRESENCE)
         self.control.set_presence(name, presence)
         log.info("presence_set_by_api", user=name, presence=presence)
         return web.json_response(self._user_json(name))
@@ -550,8 +441,8 @@ class _Api:
         return web.json_response({"lines": [self._line_json(name) for name in self.control.line_names()]})
 
     async def put_line_override(self, request: web.Request) -> web.Response:
-        name = _name_param(request, "name", self.control.line_names(), "line")
-        mode = await _json_body(request, "mode", LINE_MODES)
+        name = name_param(request, "name", self.control.line_names(), "line")
+        mode = await json_body(request, "mode", LINE_MODES)
         self.control.set_line_override(name, mode)
         log.info("line_override_set_by_api", line=name, mode=mode)
         return web.json_response(self._line_json(name))
@@ -567,13 +458,13 @@ class _Api:
         return web.json_response({"queues": queues})
 
     async def dial(self, request: web.Request) -> web.Response:
-        body = await _dialer_body(request)
+        body = await dialer_body(request)
         try:
             call_id = self.control.dial(
                 body["contact"], body["line"], body.get("user"), body.get("ring_group")
             )
         except DialerRejected as rejected:
-            _fail(DIALER_REFUSALS[rejected.why], str(rejected))
+            fail(DIALER_REFUSALS[rejected.why], str(rejected))
         return web.json_response({"id": call_id}, status=202)
 
     async def inbound_sms(self, request: web.Request) -> web.Response:
@@ -582,7 +473,7 @@ class _Api:
         provider = request.match_info["provider"]
         found = self.control.inbound_sms_secret(provider)
         if found is None:
-            _fail(404, "unknown provider")
+            fail(404, "unknown provider")
         kind, secret = found
         raw = await request.read()
         headers = request.headers
@@ -593,11 +484,11 @@ class _Api:
             text = read_webhook(secret, raw, signature, timestamp)
         if text is None:
             log.warning("inbound_sms_refused", provider=provider, reason="signature, timestamp or message")
-            _fail(403, "invalid signature or message")
+            fail(403, "invalid signature or message")
         # Remembered once applied: a store failure in between leaves the provider's retry welcome.
         if await self.history.inbound_message_seen(provider, text.message_id):
             log.warning("inbound_sms_refused", provider=provider, reason="replayed")
-            _fail(409, "message already received")
+            fail(409, "message already received")
         if text.opt_out is not None and E164_RE.fullmatch(text.sender):
             await self.history.set_opt_out(text.sender, text.opt_out, f"sms:{provider}", now_utc())
             log.info("opt_out_set_by_text", number=text.sender, opted_out=text.opt_out, provider=provider)
@@ -615,14 +506,14 @@ class _Api:
             return str(request.url)
         except ValueError:
             log.warning("inbound_sms_refused", reason="unreadable Host header")
-            _fail(400, "invalid Host header")
+            fail(400, "invalid Host header")
 
     async def list_opt_outs(self, request: web.Request) -> web.Response:
         entries = await self.history.list_opt_outs()
         return web.json_response({"opt_outs": [_opt_out_json(entry) for entry in entries]})
 
     async def get_opt_out(self, request: web.Request) -> web.Response:
-        number = _number_param(request)
+        number = number_param(request)
         return web.json_response(await self._opt_out_state(number))
 
     async def put_opt_out(self, request: web.Request) -> web.Response:
@@ -632,7 +523,7 @@ class _Api:
         return await self._set_opt_out(request, opted_out=False)
 
     async def _set_opt_out(self, request: web.Request, *, opted_out: bool) -> web.Response:
-        number = _number_param(request)
+        number = number_param(request)
         await self.history.set_opt_out(number, opted_out, OPT_OUT_SOURCE, now_utc())
         log.info("opt_out_set_by_api", number=number, opted_out=opted_out)
         return web.json_response(await self._opt_out_state(number))
@@ -642,133 +533,6 @@ class _Api:
             if entry.number == number:
                 return {"opted_out": True, **_opt_out_json(entry)}
         return {"number": number, "opted_out": False, "source": None, "at": None}
-
-
-HANDLED_FIELDS = frozenset({"by", "note"})
-CALLBACK_FIELDS = frozenset({"user"})
-REPORT_DAYS_DEFAULT = 7
-FLAGS = {"true": True, "false": False}
-
-
-def _date_param(params: Mapping[str, str], key: str) -> date | None:
-    if key not in params:
-        return None
-    try:
-        return date.fromisoformat(params[key])
-    except ValueError:
-        _fail(400, f"invalid {key}", "a date like 2024-05-01")
-
-
-def _choice_param(params: Mapping[str, str], key: str, choices: Sequence[str]) -> str | None:
-    value = params.get(key)
-    if value is not None and value not in choices:
-        _fail(400, f"invalid {key}", {"allowed": list(choices)})
-    return value
-
-
-def _line_param(params: Mapping[str, str], known: Sequence[str]) -> frozenset[str] | None:
-    line = params.get("line")
-    if line is None:
-        return None
-    if line not in known:
-        _fail(404, "unknown line", {"allowed": list(known)})
-    return frozenset({line})
-
-
-def _call_id(request: web.Request) -> str:
-    call_id = request.match_info["call_id"]
-    if not CALL_ID_RE.fullmatch(call_id):
-        _fail(400, "invalid call id", "1 to 256 of A-Z a-z 0-9 . _ : @ + -")
-    return call_id
-
-
-def _name_field(body: Mapping[str, Any], key: str) -> str:
-    value = body.get(key)
-    if not isinstance(value, str) or not 1 <= len(value) <= MAX_NAME_LENGTH:
-        _fail(422, f"invalid {key}", "a user name")
-    return value
-
-
-class _InboxApi:
-    """The missed-call inbox, its voicemail and the daily report."""
-
-    def __init__(self, inbox: InboxService, control: DaemonControl) -> None:
-        self.inbox = inbox
-        self.control = control
-
-    async def list_items(self, request: web.Request) -> web.Response:
-        params = request.query
-        outcome = _choice_param(params, "outcome", OUTCOMES)
-        reason = _choice_param(params, "reason", [r.value for r in Reason])
-        number = params.get("number")
-        if number is not None and not re.fullmatch(r"[0-9+*#]{1,32}", number):
-            _fail(400, "invalid number", "1 to 32 of 0-9 + * #")
-        where = InboxFilter(
-            state=InboxState(_choice_param(params, "state", [s.value for s in InboxState]) or "open"),
-            lines=_line_param(params, self.control.line_names()),
-            outcome=Outcome(outcome) if outcome else None,
-            reason=Reason(reason) if reason else None,
-            since=_date_param(params, "from"),
-            until=_date_param(params, "to"),
-            number=number,
-            show_short_abandons=FLAGS[_choice_param(params, "show_short_abandons", list(FLAGS)) or "false"],
-            show_ignored=FLAGS[_choice_param(params, "show_ignored", list(FLAGS)) or "false"],
-            limit=_limit_param(params, DEFAULT_INBOX_LIMIT, MAX_INBOX_LIMIT),
-        )
-        items = await self.inbox.list(where)
-        return web.json_response({"items": [item.to_json() for item in items]})
-
-    async def get_item(self, request: web.Request) -> web.Response:
-        call_id = _call_id(request)
-        item = await self.inbox.item(call_id)
-        if item is None:
-            _fail(404, "no inbox item has this call", {"call_id": call_id})
-        return web.json_response(item.to_json())
-
-    async def mark_handled(self, request: web.Request) -> web.Response:
-        call_id = _call_id(request)
-        body = await _object_body(request, HANDLED_FIELDS)
-        by = _name_field(body, "by")
-        note = body.get("note")
-        if note is not None and not isinstance(note, str):
-            _fail(422, "invalid note", "a text or null")
-        try:
-            item = await self.inbox.mark_handled(call_id, by, note)
-        except InboxError as error:
-            _fail(error.status, str(error))
-        log.info("inbox_item_handled", call_id=call_id, by=by)
-        return web.json_response(item.to_json())
-
-    async def call_back(self, request: web.Request) -> web.Response:
-        call_id = _call_id(request)
-        user = _name_field(await _object_body(request, CALLBACK_FIELDS), "user")
-        try:
-            callback_id = await self.inbox.call_back(call_id, user)
-        except InboxError as error:
-            _fail(error.status, str(error))
-        except DialerRejected as rejected:
-            _fail(DIALER_REFUSALS[rejected.why], str(rejected))
-        log.info("inbox_callback", call_id=call_id, user=user, callback_id=callback_id)
-        return web.json_response({"call_id": callback_id}, status=202)
-
-    async def voicemail(self, request: web.Request) -> web.StreamResponse:
-        call_id = _call_id(request)
-        try:
-            audio = await self.inbox.voicemail_audio(call_id)
-        except InboxError as error:
-            _fail(error.status, str(error))
-        return web.FileResponse(audio.path, headers={"Content-Type": audio.content_type})
-
-    async def daily_report(self, request: web.Request) -> web.Response:
-        params = request.query
-        lines = _line_param(params, self.control.line_names())
-        until = _date_param(params, "to") or now_utc().date()
-        since = _date_param(params, "from") or until - timedelta(days=REPORT_DAYS_DEFAULT - 1)
-        try:
-            rows = await self.inbox.daily_report(lines, since, until)
-        except InboxError as error:
-            _fail(error.status, str(error))
-        return web.json_response({"rows": [row.to_json() for row in rows]})
 
 
 class WebPages(Protocol):
@@ -851,7 +615,7 @@ def build_app(
     app.router.add_put("/api/v1/opt-outs/{number}", api.put_opt_out)
     app.router.add_delete("/api/v1/opt-outs/{number}", api.delete_opt_out)
     if inbox is not None:
-        inbox_api = _InboxApi(inbox, control)
+        inbox_api = InboxApi(inbox, control)
         app.router.add_get("/api/v1/inbox", inbox_api.list_items)
         app.router.add_get("/api/v1/inbox/{call_id}", inbox_api.get_item)
         app.router.add_post("/api/v1/inbox/{call_id}/handled", inbox_api.mark_handled)

@@ -25,7 +25,8 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from callkeeper.api.server import DIALER_REFUSALS, CallRecords, calls_csv
+from callkeeper.api.requests import DIALER_REFUSALS
+from callkeeper.api.server import CallRecords, calls_csv
 from callkeeper.config.model import Config, User
 from callkeeper.inbox.model import (
     MAX_INBOX_LIMIT,
