@@ -15,7 +15,7 @@ from tests.conftest import Sandbox
 from tests.followups.fake_twilio import signed_by
 from tests.integration.daemon import RunningDaemon, running_daemon
 from tests.integration.sandbox_calls import wait_until
-from tests.integration.sms_server import SmsServer, sms_server
+from tests.integration.sms_server import SmsServer
 
 HOOK_SECRET = "crm-secret-0123"
 CONFIG = {
@@ -39,12 +39,6 @@ CONFIG = {
         }
     },
 }
-
-
-@pytest.fixture(scope="module")
-def sms() -> Iterator[SmsServer]:
-    with sms_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

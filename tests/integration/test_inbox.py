@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import Sandbox
 from tests.integration.daemon import TOKEN, RunningDaemon, running_daemon
 from tests.integration.sandbox_calls import wait_until
-from tests.integration.sms_server import SmsServer, sms_server
+from tests.integration.sms_server import SmsServer
 
 MAIN = "+12125550188"
 FRONT = "+12125550189"
@@ -43,12 +43,6 @@ CONFIG = {
 }
 # The unavailable greeting takes about 8 s; then the caller speaks for about 3 s.
 LEAVES_A_MESSAGE = "wait:10/play:hello-world/play:hello-world/play:hello-world/wait:1"
-
-
-@pytest.fixture(scope="module")
-def sms() -> Iterator[SmsServer]:
-    with sms_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -102,18 +96,23 @@ async def test_a_missed_call_with_its_voicemail(daemon: RunningDaemon) -> None:
         assert message.getnframes() / message.getframerate() > 1.0
 
 
-async def test_a_callback_rings_the_user_then_the_caller_and_resolves_the_item(daemon: RunningDaemon) -> None:
-    record = await missed_with_voicemail(daemon, "+14155550100")  # test-outside answers numbers ending in 00
-    status, body = await daemon.api("POST", f"/api/v1/inbox/{record['id']}/callback", json={"user": "alice"})
-    assert status == 202, body
-    callback = await daemon.verdict(body["call_id"])
+async def assert_alice_reached(daemon: RunningDaemon, callback_id: str, caller: str) -> None:
+    """The callback rang alice first, then reached the caller from the line they called."""
+    callback = await daemon.verdict(callback_id)
     assert (callback["direction"], callback["outcome"], callback["answered_by"]) == (
         "outbound",
         "answered",
         "alice",
     )
-    assert (callback["caller"], callback["dialed"]) == (MAIN, "+14155550100")
+    assert (callback["caller"], callback["dialed"]) == (MAIN, caller)
     assert [step["stage"] for step in callback["steps"]] == ["dialer_user", "dialer_contact", "answered"]
+
+
+async def test_a_callback_rings_the_user_then_the_caller_and_resolves_the_item(daemon: RunningDaemon) -> None:
+    record = await missed_with_voicemail(daemon, "+14155550100")  # test-outside answers numbers ending in 00
+    status, body = await daemon.api("POST", f"/api/v1/inbox/{record['id']}/callback", json={"user": "alice"})
+    assert status == 202, body
+    await assert_alice_reached(daemon, body["call_id"], "+14155550100")
 
     item = await item_of(daemon, record["id"])
     assert (item["state"], item["resolved_by"], item["handled_by"]) == ("handled", body["call_id"], "alice")

@@ -23,7 +23,7 @@ from tests.conftest import Sandbox
 from tests.integration.daemon import RunningDaemon, running_daemon
 from tests.integration.sandbox_calls import wait_until
 from tests.integration.test_inbox import CONFIG as INBOX
-from tests.integration.test_inbox import FRONT, LEAVES_A_MESSAGE, MAIN
+from tests.integration.test_inbox import FRONT, LEAVES_A_MESSAGE, MAIN, assert_alice_reached
 from tests.web.browser import chromium, click, sign_in
 
 PASSWORD = "front desk 2026"
@@ -144,14 +144,7 @@ async def test_a_receptionist_works_the_inbox_in_the_browser(
         assert time.monotonic() < deadline, f"the callback did not handle the item: {item}"
         await asyncio.sleep(0.1)
     assert item["handled_by"] == "alice"
-    callback = await daemon.verdict(item["resolved_by"])
-    assert (callback["direction"], callback["outcome"], callback["answered_by"]) == (
-        "outbound",
-        "answered",
-        "alice",
-    )
-    assert (callback["caller"], callback["dialed"]) == (MAIN, "+14155550100")
-    assert [step["stage"] for step in callback["steps"]] == ["dialer_user", "dialer_contact", "answered"]
+    await assert_alice_reached(daemon, item["resolved_by"], "+14155550100")
     await wait_until(
         lambda: browser.find_elements(By.CSS_SELECTOR, "#actions .handled-box"),
         within=5,
