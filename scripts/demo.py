@@ -12,6 +12,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import yaml
@@ -39,7 +40,7 @@ CALLS = [  # (what happens, number dialled, caller script once answered, seconds
 
 
 def demo_config(sandbox: dict[str, str], workdir: Path, port: int) -> dict[str, object]:
-    config = yaml.safe_load((ROOT / "examples" / "callkeeper.yaml").read_text())
+    config: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "callkeeper.yaml").read_text())
     config["asterisk"].update(url=sandbox["ARI_URL"], username=sandbox["ARI_USER"])
     config["asterisk"]["outbound_dial"] = "Local/{number}@test-outside"
     config["storage"] = f"sqlite:///{workdir / 'callkeeper.db'}"
@@ -98,6 +99,14 @@ async def run_calls(sandbox: dict[str, str], port: int) -> None:
     print("  (some calls had no verdict after 60 s)")
 
 
+def print_inbox(inbox: object) -> None:
+    items = inbox.get("items", []) if isinstance(inbox, dict) else []
+    for item in items:
+        print(f"  {item['caller']:<14} {item['line']:<8} {item['reason_text']} (to call back)")
+    if not items:
+        print("  nothing to call back")
+
+
 def main() -> int:
     workdir = Path(sys.argv[1])
     sandbox = dict(
@@ -131,6 +140,8 @@ def main() -> int:
         subprocess.run(
             [callkeeper, "calls", "--config", str(config_path), "--limit", "10"], env=env, check=True
         )
+        print(f"the inbox (the page at http://127.0.0.1:{port}/ shows the same to a signed-in user):")
+        print_inbox(asyncio.run(api(port, "GET", "/api/v1/inbox")))
     finally:
         daemon.terminate()
         daemon.wait(30)
