@@ -138,6 +138,8 @@ def _hash_password() -> int:
         return 1
     print(hash_password(password))
     return 0
+
+
 async def _missing_sounds(config: Config) -> dict[str, list[str]]:
     async with AriRestClient(config.asterisk) as rest:
         return await sounds.missing_sounds(rest, config)

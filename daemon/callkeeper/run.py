@@ -88,7 +88,6 @@ class Daemon:
     async def _on_ready(self) -> None:
         app = self.config.asterisk.app
         await self.rest.set_event_filter(app, WANTED_EVENTS)
-        await self.rest.subscribe(app, "endpoint:PJSIP")
         await self._watch_devices()
         await self._check_sounds()
         now = now_utc()
@@ -105,8 +104,11 @@ class Daemon:
         self.notifier.ready(f"connected to ARI, {self.service.calls_in_progress()} calls in progress")
 
     async def _watch_devices(self) -> None:
-        """Every user's device state, so a phone busy on any call (not only ours) is not rung.
-        Asterisk sends each device's current state when the subscription starts."""
+        """Every user's device state, so a phone busy on any call (not only ours) or offline is
+        not rung. Asterisk sends each device's current state when the subscription starts. Not
+        `endpoint:PJSIP`: Asterisk forwards to an endpoint's subscribers every event of every
+        channel on it, so every call on the PBX, ours or not, would reach the daemon event by event
+        (and ours twice)."""
         app = self.config.asterisk.app
         for device in sorted({endpoint_key(user.endpoint) for user in self.config.users.values()}):
             try:

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.conftest import Sandbox
-from tests.integration.daemon import RunningDaemon, running_daemon
+from tests.integration.daemon import TOKEN, RunningDaemon, running_daemon
 from tests.integration.sandbox_calls import wait_until
 from tests.sip.harness import (
     FOREVER_MS,
@@ -315,6 +316,37 @@ async def test_a_busy_phone_is_rung_when_it_rings_when_busy(
         daemon, asterisk, tmp_path, WAITING, "+14155550109"
     )
     assert len(ringing["phone1"].invites()) == 2  # call waiting: the outside call, then callkeeper's
+
+
+async def events_handled(daemon: RunningDaemon) -> int:
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as session,
+        session.get(f"{daemon.base_url}/metrics") as response,
+    ):
+        text = await response.text()
+    name = "callkeeper_event_lag_seconds_count"
+    (count,) = (line.split()[1] for line in text.splitlines() if line.startswith(name))
+    return int(float(count))
+
+
+async def test_a_call_outside_callkeeper_costs_the_daemon_only_the_phones_device_states(
+    daemon: RunningDaemon, asterisk: tuple[str, int], tmp_path: Path
+) -> None:
+    """Asterisk forwards every event of every channel on an endpoint to the endpoint's subscribers:
+    the daemon watches its users' device states, never `endpoint:PJSIP`, so the PBX's other calls
+    cost it a few events (ringing, in use, free), not the trunk's and the phone's channels' (13 with
+    `endpoint:PJSIP`)."""
+    outside = Caller("+15550009998", "+14155550198", dial="PJSIP/phone1")
+    async with phones(asterisk, tmp_path, {"phone1": 200}):
+        await wait_presence(daemon, "phone1", "available")
+        before = await events_handled(daemon)
+        async with callers(
+            asterisk, [outside], tmp_path, name="outside", trunk_host=NATIVE_TRUNK_HOST, talk_ms=500
+        ) as call:
+            assert await call.wait(30) == 0, call.sipp.describe()
+        await wait_presence(daemon, "phone1", "available")
+        await asyncio.sleep(0.5)
+        assert 1 <= await events_handled(daemon) - before <= 4
 
 
 @dataclass(frozen=True)

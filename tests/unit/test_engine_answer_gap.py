@@ -115,7 +115,16 @@ def test_a_ring_group_without_welcome_rings_unanswered_and_answers_to_connect() 
     assert not any(isinstance(a, act.Answer) for a in h.actions)
     h.answer("alice")
     kinds = [type(a) for a in h.actions if isinstance(a, act.Answer | act.BridgeChannels | act.StopRing)]
-    assert kinds == [act.StopRing, act.Answer, act.BridgeChannels]
+    assert kinds == [act.Answer, act.BridgeChannels]  # the answer ends the ringing
+
+
+def test_a_caller_answered_for_a_welcome_has_the_ringback_stopped_before_the_bridge() -> None:
+    h = harness(welcome="sound:hello-world")
+    h.arrive()
+    h.playback_done()
+    h.answer("alice")
+    kinds = [type(a) for a in h.actions if isinstance(a, act.Answer | act.BridgeChannels | act.StopRing)]
+    assert kinds == [act.Answer, act.StopRing, act.BridgeChannels]
 
 
 def test_audio_and_voicemail_answer_the_caller_first_and_once() -> None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from callkeeper.ari.events import parse_event
 from callkeeper.calls import actions as act
 from callkeeper.calls import inputs as ev
+from callkeeper.service.translate import to_inputs
 from tests.unit.engine_harness import Harness, line, make_config
 
 
@@ -16,7 +18,7 @@ def harness(route: str = "ring_group:sales", **kwargs: object) -> Harness:
 
 
 def busy(h: Harness, user: str, is_busy: bool = True) -> list[act.Action]:
-    return h.feed(ev.DeviceStateChanged(f"Local/{user}", is_busy, h.now))
+    return h.feed(ev.DeviceStateChanged(f"Local/{user}", is_busy, True, h.now))
 
 
 def test_phones_show_the_caller_with_the_groups_or_lines_prefix() -> None:
@@ -89,6 +91,40 @@ def test_all_phones_busy_is_fast_forward_and_a_freed_phone_takes_the_queue() -> 
     assert not h.dialed_legs()
     out = busy(h, "bob", is_busy=False)
     assert [d.endpoint for d in out if isinstance(d, act.DialLeg)] == ["Local/bob@user-answer"]
+
+
+def test_a_phone_offline_by_its_device_state_is_not_rung_and_takes_the_queue_when_back() -> None:
+    h = harness("ring_group:queued")
+    h.feed(ev.DeviceStateChanged("Local/alice", False, False, h.now))
+    h.feed(ev.DeviceStateChanged("Local/bob", False, False, h.now))
+    h.arrive()
+    assert not h.dialed_legs()
+    assert h.engine.presence("bob") == "offline"
+    out = h.feed(ev.DeviceStateChanged("Local/bob", False, True, h.now))
+    assert [d.endpoint for d in out if isinstance(d, act.DialLeg)] == ["Local/bob@user-answer"]
+
+
+def test_device_states_say_busy_and_offline() -> None:
+    def translated(state: str) -> tuple[bool, bool]:
+        (item,) = to_inputs(
+            parse_event(
+                {
+                    "type": "DeviceStateChanged",
+                    "application": "callkeeper",
+                    "timestamp": "2026-12-05T01:00:00.000+0000",
+                    "device_state": {"name": "PJSIP/alice", "state": state},
+                }
+            )
+        )
+        assert isinstance(item, ev.DeviceStateChanged)
+        return item.busy, item.online
+
+    assert translated("NOT_INUSE") == (False, True)
+    assert translated("RINGINUSE") == (True, True)
+    assert translated("ONHOLD") == (True, True)
+    assert translated("UNAVAILABLE") == (False, False)
+    assert translated("INVALID") == (False, False)
+    assert translated("UNKNOWN") == (False, True)
 
 
 def test_personal_line_rings_the_users_time_and_misses_to_their_mailbox() -> None:

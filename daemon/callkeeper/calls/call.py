@@ -311,6 +311,11 @@ class Call:
         self.caller_answered = True
         return [act.Answer(self.id, self.channel_id)]
 
+    def end_ringback(self) -> Actions:
+        """Asterisk plays ringback to a caller already answered, until told to stop. An unanswered
+        caller's ringing ends with their answer: a round trip less before their 200 OK."""
+        return [act.StopRing(self.id, self.channel_id)] if self.caller_answered else []
+
     def ringback(self) -> Actions:
         """The caller hears ringing; asked for after the dials, which are what the users wait for."""
         return [] if self.direction is Direction.OUTBOUND else [act.Ring(self.id, self.channel_id)]

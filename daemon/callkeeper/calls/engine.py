@@ -127,15 +127,12 @@ class Engine:
             case ev.DialerRequested():
                 return self._dial_out(event)
             case ev.EndpointStateChanged(endpoint=endpoint, online=online):
-                changed = (endpoint in self.board.offline_endpoints) == online
-                (self.board.offline_endpoints.discard if online else self.board.offline_endpoints.add)(
-                    endpoint
-                )
-                return self._offer_queues() if changed and online else []
-            case ev.DeviceStateChanged(device=device, busy=busy):
+                return self._offer_queues() if self.board.set_online(endpoint, online) else []
+            case ev.DeviceStateChanged(device=device, busy=busy, online=online):
+                came_online = self.board.set_online(device, online)
                 freed = not busy and device in self.board.busy_devices
                 (self.board.busy_devices.add if busy else self.board.busy_devices.discard)(device)
-                return self._offer_queues() if freed else []
+                return self._offer_queues() if freed or came_online else []
             case ev.PresenceChanged(user=user, away=away, dnd=dnd):
                 (self.board.away.add if away else self.board.away.discard)(user)
                 (self.board.dnd.add if dnd else self.board.dnd.discard)(user)

@@ -147,10 +147,11 @@ class HandoffEnded:
 @dataclass(frozen=True, slots=True)
 class DeviceStateChanged:
     """Asterisk's state of a user's device (`PJSIP/alice`): `busy` while it is in use, ringing or
-    on hold, whoever's call it is."""
+    on hold, whoever's call it is; not `online` while the phone is unregistered or unreachable."""
 
     device: str
     busy: bool
+    online: bool
     at: datetime
 
 

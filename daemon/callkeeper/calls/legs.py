@@ -83,7 +83,7 @@ def _answered(call: Call, board: Switchboard, leg: Leg) -> Next:
     if isinstance(stage, Queued):
         out += queue.leave(call, board, stage)
     else:
-        out.append(act.StopRing(call.id, call.channel_id))
+        out += call.end_ringback()
     group = stage.group
     board.offered.pop(leg.user, None)
     if leg.user in call.config.users:

@@ -35,7 +35,7 @@ def start(call: Call, board: Switchboard, group: RingGroup, at: datetime) -> Nex
     call.facts.append(Entered(Stage.QUEUE, at, group.name))
     board.enqueue(group.name, call.id)
     out: Actions = [
-        act.StopRing(call.id, call.channel_id),
+        *call.end_ringback(),
         *call.answer(),
         act.StartMoh(call.id, call.channel_id, queue.music_class),
         call.timer(Timer.QUEUE_MAX_WAIT, queue.max_wait_seconds),

@@ -28,6 +28,12 @@ class Switchboard:
     queues: dict[str, list[str]] = field(default_factory=dict)
     line_overrides: dict[str, Override] = field(default_factory=dict)
 
+    def set_online(self, endpoint: str, online: bool) -> bool:
+        """Whether the endpoint came back online."""
+        came_online = online and endpoint in self.offline_endpoints
+        (self.offline_endpoints.discard if online else self.offline_endpoints.add)(endpoint)
+        return came_online
+
     def reachable(self, config: Config, user: str) -> bool:
         """Not away nor do-not-disturb, and the phone is not known to be offline."""
         found = config.users.get(user)

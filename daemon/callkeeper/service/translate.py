@@ -30,7 +30,6 @@ WANTED_EVENTS = (
     ari.ChannelDtmfReceived.type,
     ari.PlaybackFinished.type,
     ari.ChannelUserevent.type,
-    ari.EndpointStateChange.type,
     ari.DeviceStateChanged.type,
     ari.ApplicationReplaced.type,
     RESPONSE_TYPE,  # the answers to REST requests sent over the event socket
@@ -118,18 +117,19 @@ def _userevent(event: ari.ChannelUserevent) -> Inputs:
     return (ev.VoicemailFinished(channel.id, status, seconds, event.timestamp),)
 
 
-def _endpoint(event: ari.EndpointStateChange) -> Inputs:
-    endpoint = event.endpoint
-    key = f"{endpoint.technology}/{endpoint.resource}"
-    return (ev.EndpointStateChanged(key, endpoint.state == "online", event.timestamp),)
-
-
 # A phone in these states is on a call (anyone's): not free to ring.
 BUSY_DEVICE_STATES = frozenset({"INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
+# chan_pjsip's device state of an endpoint that is offline (no reachable contact), or unknown to it.
+OFFLINE_DEVICE_STATES = frozenset({"UNAVAILABLE", "INVALID"})
 
 
 def _device_state(event: ari.DeviceStateChanged) -> Inputs:
-    return (ev.DeviceStateChanged(event.device, event.state in BUSY_DEVICE_STATES, event.timestamp),)
+    state = event.state
+    return (
+        ev.DeviceStateChanged(
+            event.device, state in BUSY_DEVICE_STATES, state not in OFFLINE_DEVICE_STATES, event.timestamp
+        ),
+    )
 
 
 # One lookup per event instead of a match over every event type; the other types give no input.
@@ -144,7 +144,6 @@ _TRANSLATE: dict[type, Callable[[Any], Inputs]] = {
     ari.ChannelDtmfReceived: _dtmf,
     ari.PlaybackFinished: _playback_finished,
     ari.ChannelUserevent: _userevent,
-    ari.EndpointStateChange: _endpoint,
     ari.DeviceStateChanged: _device_state,
 }
 
