@@ -12,7 +12,8 @@ those not busy on one of its calls; Dial() rings all six).
 Per call, from the SIP messages on the wire (SIPp's clock, one machine): caller's INVITE -> the
 first phone's INVITE, caller's INVITE -> the caller's 180, the answering phone's 200 -> the
 caller's 200. CPU per call: Asterisk's and the daemon's over each batch (/proc, idle rate
-subtracted). A phone's INVITE belongs to the call whose caller it names (From or
+subtracted); in the native batches the daemon only watches the phones' device states, which is what
+the PBX's other calls cost it. A phone's INVITE belongs to the call whose caller it names (From or
 P-Asserted-Identity); one that names none goes to the latest caller's INVITE before it.
 
 Then (`--hold N`, 0 to leave it out) N callers call a second line, whose ring group rings the six
@@ -316,11 +317,26 @@ def report(batches: list[Batch], version: str, rate: float) -> dict[str, Any]:
                 s["calls"],
                 *(f"{s[figure]['p50']:.1f} / {s[figure]['p99']:.1f}" for figure in FIGURES),
                 s["asterisk_cpu_ms_per_call"],
-                s["daemon_cpu_ms_per_call"] if name == "callkeeper" else "-",
+                s["daemon_cpu_ms_per_call"],
                 len(s["failed"]),
             ]
             for name, s in systems.items()
         ],
+    )
+    native, ours = systems["native"], systems["callkeeper"]
+    print(
+        "callkeeper over Dial(), p50 / p99 ms: "
+        + ", ".join(
+            f"{figure} {ours[figure]['p50'] - native[figure]['p50']:+.1f} / "
+            f"{ours[figure]['p99'] - native[figure]['p99']:+.1f}"
+            for figure in FIGURES
+        )
+    )
+    asterisk_cpu = ours["asterisk_cpu_ms_per_call"]
+    ratio = ours["daemon_cpu_ms_per_call"] / asterisk_cpu if asterisk_cpu else 0.0
+    print(
+        f"daemon CPU per call {ours['daemon_cpu_ms_per_call']:.2f} ms = {ratio:.2f}x Asterisk's; "
+        f"{native['daemon_cpu_ms_per_call']:.2f} ms per call it does not handle (its users' device states)"
     )
     for name, s in systems.items():
         for failure in s["failed"][:5]:
