@@ -1,5 +1,5 @@
 """Engine replay: the recorded journal of real calls (bench/data/journal.jsonl.gz, made by
-bench/record.py) through the daemon's own event path, against the in-process fake ARI.
+bench/record.py) through the daemon's own event path, against the fake ARI in a process of its own.
 
     python -m bench.replay [--passes 5] [--profile] [--journal PATH]
 
@@ -7,7 +7,8 @@ Per event: `orjson.loads` of the websocket message -> `parse_event` -> `CallServ
 (translate -> `Engine.handle` -> classifier -> dispatch to the call's worker, timers, records,
 log lines rendered as in production, to /dev/null). The per-call workers run their actions
 through the real `AriRestClient` and `AriConnection` (REST over the event websocket, or HTTP) against
-`tests.fake_ari.FakeAri`, which answers as Asterisk would, at once; the records go through the real
+`tests.fake_ari.FakeAri` (`ServedInProcess`: its own process, like Asterisk, so it takes neither the
+daemon's core nor the GIL), which answers as Asterisk would, at once; the records go through the real
 `RecordWriter` to memory. Timers never fire by themselves: they fire where the
 journal says they fired live, like every other input that did not come from an event.
 """
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from tests.fake_ari import FakeAri, ServedInThread, answers_at_once
+from tests.fake_ari import ServedInProcess
 
 from bench.common import RESULTS, percentile, print_table, production_logs_to_devnull, write_results
 from bench.journal import Journal, Verdict, decode_input, verdict_of
@@ -139,37 +140,32 @@ async def run_pass(
     config: Config, entries: list[Entry], from_text: bool, sink: RecordSink | None = None
 ) -> Pass:
     """One replay of the journal; `sink` stores the records (default: memory, at once). The CPU
-    time is the daemon's: the fake ARI's thread is not counted."""
-    entering: dict[str, asyncio.Event] = {}
-    daemon = asyncio.get_running_loop()
-
-    def entered(channel_id: str) -> None:
-        # A channel Asterisk creates is in Stasis at once: the journal's StasisStart of that channel
-        # may have been replayed before the call's worker got to create it.
-        if channel_id in entering:
-            daemon.call_soon_threadsafe(entering[channel_id].set)
-
-    fake = FakeAri(responders=[answers_at_once(on_create=entered)])
-    with ServedInThread(fake) as served:
-        result = await replay_through(
+    time is the daemon's process's: the fake ARI runs in its own."""
+    with ServedInProcess() as served:
+        return await replay_through(
             config=config,
             asterisk=replace(config.asterisk, url=served.url),
-            fake=fake,
-            entering=entering,
+            fake=served,
             entries=entries,
             from_text=from_text,
             sink=sink,
         )
-    result.cpu -= served.cpu_seconds
-    return result
+
+
+class InStasisAtOnce(dict[str, asyncio.Event]):
+    """A channel the fake creates is in Stasis at once: the journal's StasisStart of that channel
+    may have been replayed before the call's worker got to create it."""
+
+    def __setitem__(self, channel_id: str, entered: asyncio.Event) -> None:
+        entered.set()
+        super().__setitem__(channel_id, entered)
 
 
 async def replay_through(
     *,
     config: Config,
     asterisk: AsteriskConfig,
-    fake: FakeAri,
-    entering: dict[str, asyncio.Event],
+    fake: ServedInProcess,
     entries: list[Entry],
     from_text: bool,
     sink: RecordSink | None,
@@ -177,13 +173,13 @@ async def replay_through(
     result = Pass()
     rest = AriRestClient(asterisk)
     connection, running = await connected(rest, asterisk)
-    handshake = len(fake.seen)
+    handshake = fake.requests()
     memory = MemorySink()
     writer = RecordWriter(sink or memory)
     writer.start()
     saved = Counter[str]()
     service = ReplayService(config, rest, writer, "bench")
-    service.entering = entering
+    service.entering = InStasisAtOnce()
     original_save = writer.save
 
     def counting_save(record: CallRecord) -> None:
@@ -233,7 +229,7 @@ async def replay_through(
     await running
     await rest.close()
     result.verdicts = {k: v for k, r in memory.records.items() if (v := verdict_of(r)) is not None}
-    result.requests = len(fake.seen) - handshake
+    result.requests = fake.requests() - handshake
     result.records_written = writer.written
     result.records_saved = sum(saved.values())
     result.stray_timers = service.stray_timers

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import threading
-import time
+import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from aiohttp import WSMsgType, test_utils, web
@@ -208,9 +209,9 @@ class FakeAri:
         ]
 
 
-def answers_at_once(on_create: Callable[[str], None] | None = None) -> Responder:
+def answers_at_once() -> Responder:
     """Asterisk's answers to what a call's worker asks (playbacks, new channels, bridges, the
-    channel list), at once; `on_create` hears of each channel created."""
+    channel list), at once."""
 
     def answer(seen: Seen) -> Reply | None:
         path, query = seen.raw_path.removeprefix("/ari"), seen.query
@@ -222,8 +223,6 @@ def answers_at_once(on_create: Callable[[str], None] | None = None) -> Responder
                 "state": "queued",
             }
         if seen.method == "POST" and path == "/channels/create":
-            if on_create is not None:
-                on_create(query["channelId"])
             return 200, channel(query["channelId"], f"{query['endpoint']};1")
         if seen.method == "POST" and path == "/bridges":
             return 200, {
@@ -280,38 +279,68 @@ def channel(
     }
 
 
-class ServedInThread:
-    """`fake` served by an event loop of its own in a thread, so that a benchmark can tell the
-    fake's CPU time (`cpu_seconds` once stopped) from the daemon's, as with a real Asterisk."""
+class ServedInProcess:
+    """A fake answering at once (`answers_at_once`) in a process of its own, as Asterisk is: a
+    benchmark's daemon neither shares its core nor waits for the GIL with it. `requests()`: how many
+    it has seen so far."""
 
-    def __init__(self, fake: FakeAri) -> None:
-        self.fake = fake
+    def __init__(self) -> None:
         self.url = ""
-        self.cpu_seconds = 0.0
-        self._loop = asyncio.new_event_loop()
-        self._started = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="fake-ari", daemon=True)
+        self._process: subprocess.Popen[str] | None = None
 
-    def __enter__(self) -> ServedInThread:
-        self._thread.start()
-        self._started.wait()
+    def __enter__(self) -> ServedInProcess:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "tests.fake_ari"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        self.url = self._ask(None)
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
+    def requests(self) -> int:
+        return int(self._ask("count"))
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        runner = web.AppRunner(self.fake.app())
-        self._loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        host, port = runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}/"
-        self._started.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(self.fake.drop())
-        self._loop.run_until_complete(runner.cleanup())
-        self._loop.close()
-        self.cpu_seconds = time.thread_time()
+    def __exit__(self, *exc_info: object) -> None:
+        process = self._process
+        assert process is not None and process.stdin is not None and process.stdout is not None
+        process.stdin.close()
+        try:
+            process.wait(10)
+        finally:
+            process.stdout.close()
+
+    def _ask(self, question: str | None) -> str:
+        process = self._process
+        assert process is not None and process.stdin is not None and process.stdout is not None
+        if question is not None:
+            process.stdin.write(question + "\n")
+            process.stdin.flush()
+        answer = process.stdout.readline().strip()
+        if not answer:
+            raise RuntimeError(f"the fake ARI's process ended (exit status {process.poll()})")
+        return answer
+
+
+async def _serve_on_stdio() -> None:
+    """`ServedInProcess`'s side: prints the URL, then the number of requests seen for each line
+    read, until the end of its input."""
+    fake = FakeAri(responders=[answers_at_once()])
+    runner = web.AppRunner(fake.app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    print(f"http://{host}:{port}/", flush=True)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while await reader.readline():
+        print(len(fake.seen), flush=True)
+    await fake.drop()
+    await runner.cleanup()
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve_on_stdio())
