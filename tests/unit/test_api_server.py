@@ -573,6 +573,13 @@ def test_openapi_describes_exactly_the_routes(
     assert documented == routes
 
 
+def test_openapi_documents_the_unknown_host_answer_wherever_it_is_given() -> None:
+    for path, item in openapi_document()["paths"].items():
+        for method, operation in item.items():
+            if method != "parameters":
+                assert ("421" in operation["responses"]) == (path != "/healthz"), (method, path)
+
+
 def test_openapi_document_copies_are_independent() -> None:
     openapi_document()["paths"].clear()
     assert openapi_document()["paths"]

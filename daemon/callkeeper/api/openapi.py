@@ -260,6 +260,10 @@ RESPONSES: dict[str, Any] = {
     "Gone": _error("The voicemail message was deleted meanwhile."),
     "NotWav": _error("The message was not recorded as WAV (voicemail.conf `format = wav`)."),
     "SpoolMissing": _error("asterisk.voicemail_spool is not a folder this host can read."),
+    "UnknownHost": _error(
+        "The Host header names no address or name of this server (http.listen, http.names, the host "
+        "of http.public_url; loopback names on loopback): a DNS rebinding or a misdirected request."
+    ),
 }
 
 
@@ -275,8 +279,12 @@ def _errors(*names: str) -> dict[str, Any]:
         "UnsupportedMediaType": "415",
         "Unprocessable": "422",
         "SpoolMissing": "503",
+        "UnknownHost": "421",
     }
-    return {codes[name]: {"$ref": f"#/components/responses/{name}"} for name in ("Unauthorized", *names)}
+    return {
+        codes[name]: {"$ref": f"#/components/responses/{name}"}
+        for name in ("Unauthorized", "UnknownHost", *names)
+    }
 
 
 def _path_param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -594,6 +602,7 @@ PATHS: dict[str, Any] = {
                 "404": {"$ref": "#/components/responses/NotFound"},
                 "409": _error("This message was taken before (a replay)."),
                 "413": {"$ref": "#/components/responses/TooLarge"},
+                "421": {"$ref": "#/components/responses/UnknownHost"},
             },
         },
     },
