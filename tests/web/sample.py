@@ -9,6 +9,7 @@ import builtins
 import math
 import struct
 import wave
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
@@ -182,6 +183,7 @@ class SampleInbox:
         self.gone: set[str] = set()
         self.callbacks: list[tuple[str, str]] = []
         self.counter = 1
+        self.added = Counter[str]()  # missed calls added per line, on today's report
 
     async def list(self, inbox_filter: InboxFilter) -> Sequence[InboxItem]:
         found = [
@@ -248,6 +250,10 @@ class SampleInbox:
                         missed // 2,
                     )
                 )
+        today = now_utc().date()
+        for line, count in self.added.items():
+            if since <= today <= until and line in (lines or ()):
+                rows.append(DailyReportRow(line, today, count, 0, count, 0, 0, 0, None, None, None, 0))
         return rows
 
     async def history(self, caller: str, limit: int) -> Sequence[CallRecord]:
@@ -282,6 +288,7 @@ class SampleInbox:
         )
         self.items.insert(0, item)
         self.records[item.call_id] = _record(item)
+        self.added[line] += 1
         self.counter += 1
         return item
 

@@ -37,6 +37,12 @@ def audio_duration(driver: WebDriver) -> float:
     )
 
 
+def report_calls(driver: WebDriver) -> int:
+    """The report's first tile: calls in the days shown."""
+    figure = driver.execute_script("return document.querySelector('#report-tiles .figure').textContent")
+    return int(str(figure).replace(",", ""))
+
+
 def test_the_inbox_lives_in_the_browser(site: Site, tmp_path: Path) -> None:
     shots = tmp_path
     with served(site.app) as url, chromium() as driver:
@@ -83,7 +89,13 @@ def test_the_inbox_lives_in_the_browser(site: Site, tmp_path: Path) -> None:
         assert site.inbox.callbacks == [("sample-0", "alice")]
 
         driver.get(f"{url}/reports")
+        wait_for(
+            lambda: driver.find_element(By.ID, "live").get_attribute("data-state") == "live", what="live"
+        )
         screenshot(driver, shots / "reports.png")
+        calls_before = report_calls(driver)
+        site.inbox.add_missed_call("+14155550998")
+        wait_for(lambda: report_calls(driver) == calls_before + 1, within=2, what="the report's new call")
 
         click(driver, "form[action='/logout'] button")
         wait_for(lambda: "/login" in driver.current_url, what="signed out")

@@ -16,18 +16,23 @@
     toastTimer = setTimeout(() => { toast.hidden = true; }, 6000);
   }
 
-  async function refreshCall() {
-    // The call page: a colleague (or the callback) may have handled the item meanwhile.
-    const actions = document.getElementById("actions");
-    if (!actions || actions.contains(document.activeElement)) return;
+  async function refreshParts() {
+    // What others change on the other pages: a call's item (a colleague or the callback handled
+    // it), the reports' figures. Each such part has an id and `data-live`.
+    const parts = [...document.querySelectorAll("[data-live]")];
+    if (!parts.length) return;
     const response = await fetch(location.href, { credentials: "same-origin" }).catch(() => null);
     if (!response?.ok) return;
-    const fresh = new DOMParser().parseFromString(await response.text(), "text/html").getElementById("actions");
-    if (fresh && fresh.innerHTML !== actions.innerHTML) actions.innerHTML = fresh.innerHTML;
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    for (const part of parts) {
+      if (part.contains(document.activeElement)) continue;
+      const update = fresh.getElementById(part.id);
+      if (update && update.innerHTML !== part.innerHTML) part.innerHTML = update.innerHTML;
+    }
   }
 
   async function refresh() {
-    if (!inbox) { await refreshCall(); return; }
+    if (!inbox) { await refreshParts(); return; }
     let response;
     try {
       response = await fetch(inbox.dataset.rows, { credentials: "same-origin" });
@@ -79,7 +84,7 @@
       say(body.message || "Done.");
       if (!inbox) {
         button.blur();
-        await refreshCall();
+        await refreshParts();
         return;
       }
       if (handled) form.closest("tr")?.classList.add("leaving");
