@@ -91,10 +91,12 @@ class Daemon:
         await self._watch_devices()
         await self._check_sounds()
         now = now_utc()
+        # The snapshot that settles what the device states said meanwhile. `unknown` (not yet
+        # qualified) counts as online, as the device state UNKNOWN does: a call may still reach it.
         for endpoint in await self.rest.list_endpoints():
             self.service.feed(
                 ev.EndpointStateChanged(
-                    f"{endpoint.technology}/{endpoint.resource}", endpoint.state == "online", now
+                    f"{endpoint.technology}/{endpoint.resource}", endpoint.state != "offline", now
                 )
             )
         # Records left open by a daemon that died: their calls are adopted or closed.
