@@ -219,10 +219,10 @@ class AriRestClient:
     async def destroy_bridge(self, bridge_id: str) -> None:
         await self._request("DELETE", f"/bridges/{path_segment(bridge_id)}")
 
-    async def add_channel(self, bridge_id: str, *channel_ids: str, role: str | None = None) -> None:
+    async def add_channel(self, bridge_id: str, *channel_ids: str) -> None:
         """One request for all the channels. Asterisk answers a gone channel with 400 "Channel not
         found" here (and adds none of them); raised as the AriNotFound it is, like a gone bridge's 404."""
-        params = {"channel": ",".join(channel_ids), "role": role}
+        params = {"channel": ",".join(channel_ids)}
         path = f"/bridges/{path_segment(bridge_id)}/addChannel"
         try:
             await self._request("POST", path, params, waits_for_channel=True)

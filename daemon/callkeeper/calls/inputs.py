@@ -109,6 +109,9 @@ class VoicemailFinished:
 
 @dataclass(frozen=True, slots=True)
 class EndpointStateChanged:
+    """An endpoint's state in the snapshot taken at each connect (`GET /endpoints`), which settles
+    what its device state said while the daemon was away; the changes come as DeviceStateChanged."""
+
     endpoint: str
     online: bool
     at: datetime
